@@ -1,9 +1,10 @@
 """Capability strings for immutable files (digest §1).
 
-``parse_cap`` never raises on a string that merely has an unknown prefix: it
-returns ``UnknownCap`` (Tahoe's ``UnknownURI``), so directories holding caps
-from newer versions keep working. It raises ``CapabilityError`` only for text
-that claims a known kind but is malformed.
+``parse_cap`` follows Tahoe's ``uri.from_string``: it never raises, and any
+text it cannot parse (an unknown prefix, or a known one with a malformed or
+non-canonical body) becomes ``UnknownCap``, so directories holding caps from
+newer versions keep working. ``parse_read_cap`` is for text a user typed: it
+raises ``CapabilityError`` saying what is wrong.
 """
 
 from __future__ import annotations
@@ -116,10 +117,10 @@ Cap = CHKReadCap | CHKVerifyCap | LiteralCap | UnknownCap
 _KNOWN_PREFIXES = ("URI:CHK:", "URI:CHK-Verifier:", "URI:LIT:")
 
 
-def _numbers(k: str, n: str, size: str, text: str) -> tuple[int, int, int]:
+def _numbers(k: str, n: str, size: str) -> tuple[int, int, int]:
     kk, nn, ss = int(k), int(n), int(size)
     if not 1 <= kk <= nn <= 256:
-        raise CapabilityError(f"cap has impossible share counts {kk}-of-{nn}: {text[:40]}…")
+        raise FormatError(f"impossible share counts {kk}-of-{nn}")
     return kk, nn, ss
 
 
@@ -128,26 +129,26 @@ def parse_cap(text: str) -> Cap:
     text = text.strip()
     try:
         if m := _CHK_RE.match(text):
-            k, n, size = _numbers(m[3], m[4], m[5], text)
+            k, n, size = _numbers(m[3], m[4], m[5])
             return CHKReadCap(base32.a2b(m[1]), base32.a2b(m[2]), k, n, size)
         if m := _CHK_VERIFIER_RE.match(text):
-            k, n, size = _numbers(m[3], m[4], m[5], text)
+            k, n, size = _numbers(m[3], m[4], m[5])
             return CHKVerifyCap(base32.a2b(m[1]), base32.a2b(m[2]), k, n, size)
         if m := _LIT_RE.match(text):
             return LiteralCap(base32.a2b(m[1]))
-    except FormatError as exc:
-        raise CapabilityError(f"malformed capability: {text[:40]}…") from exc
-    if text.startswith(_KNOWN_PREFIXES):
-        raise CapabilityError(
-            f"malformed capability {text[:24]}…",
-            hint="caps are long strings like URI:CHK:…:…:3:10:12345; copy the whole line",
-        )
+    except FormatError:
+        pass
     return UnknownCap(text)
 
 
 def parse_read_cap(text: str) -> CHKReadCap | LiteralCap:
-    """Parse a cap that must be an immutable *read* cap."""
+    """Parse a cap typed by a user that must be an immutable *read* cap."""
     cap = parse_cap(text)
+    if isinstance(cap, UnknownCap) and cap.text.startswith(_KNOWN_PREFIXES):
+        raise CapabilityError(
+            f"malformed capability {cap.text[:24]}…",
+            hint="caps are long strings like URI:CHK:…:…:3:10:12345; copy the whole line",
+        )
     if isinstance(cap, CHKReadCap | LiteralCap):
         return cap
     if isinstance(cap, CHKVerifyCap):

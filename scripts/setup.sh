@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything veil needs on a fresh Debian machine, idempotently:
+# system libraries (ISA-L for fast erasure coding), a virtualenv in .venv with
+# veil and its test tools. Safe to run again; fast when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+if ! ldconfig -p 2>/dev/null | grep -q 'libisal\.so\.2'; then need_apt+=(libisal2); fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing ${need_apt[*]} with apt-get" >&2
+        (apt-get update -q >/dev/null 2>&1 || true)
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null \
+            || echo "setup: warning: could not install ${need_apt[*]}; zfec will be used" >&2
+    else
+        echo "setup: note: ${need_apt[*]} missing and not root; erasure coding falls back to zfec" >&2
+    fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.veil-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
+    .venv/bin/python -c 'import veil, aiohttp, cbor2, zfec' 
+    touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/veil)" >&2

@@ -1,0 +1,38 @@
+"""``veil create-node DIR``: make a node directory with fresh secrets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from veil.adapters.nodedir import NodeDirectory
+from veil.formats.params import EncodingParameters
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("create-node", help="create a storage and/or client node directory")
+    p.add_argument("directory", nargs="?", help="where to create it (default: -d)")
+    p.add_argument("--nickname", default="", help="a name shown to other nodes")
+    p.add_argument("--no-storage", action="store_true", help="client only: store no shares")
+    p.add_argument("--port", type=int, default=0, help="storage listening port (0: any)")
+    p.add_argument("--hostname", default="127.0.0.1", help="address announced to clients")
+    p.add_argument("--shares-needed", type=int, default=3, help="k (default 3)")
+    p.add_argument("--shares-happy", type=int, default=7, help="happy (default 7)")
+    p.add_argument("--shares-total", type=int, default=10, help="N (default 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.directory or args.node_directory)
+    params = EncodingParameters(args.shares_needed, args.shares_happy, args.shares_total)
+    node = NodeDirectory.create(
+        path,
+        nickname=args.nickname,
+        storage=not args.no_storage,
+        port=args.port,
+        hostname=args.hostname,
+        params=params,
+    )
+    sys.stdout.write(f"created node {node.node_id()} in {path}\n")
+    return 0

@@ -1,0 +1,57 @@
+"""``veil get CAP [FILE|-]``: download a file (or a byte range of it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from veil.adapters.client import open_client
+from veil.errors import UsageError
+from veil.formats.caps import parse_read_cap
+from veil.frontends.progress import Progress
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("get", help="download a file given its read cap")
+    p.add_argument("cap", help="a URI:CHK: or URI:LIT: read cap")
+    p.add_argument("file", nargs="?", default="-", help="where to write (default: stdout)")
+    p.add_argument("--offset", type=int, default=0, help="first byte to fetch")
+    p.add_argument("--length", type=int, default=None, help="number of bytes to fetch")
+    p.set_defaults(func=run)
+
+
+async def _get(args: argparse.Namespace) -> int:
+    cap = parse_read_cap(args.cap)
+    if args.offset < 0 or (args.length is not None and args.length < 0):
+        raise UsageError("--offset and --length must not be negative")
+    to_stdout = args.file == "-"
+    target = Path(args.file)
+    partial = target.with_name(target.name + ".part")
+    out = sys.stdout.buffer if to_stdout else open(partial, "wb")  # noqa: SIM115
+    wanted = cap.size - args.offset if args.length is None else args.length
+    progress = Progress(max(0, min(wanted, cap.size - args.offset)), "downloading")
+    try:
+        async with open_client(Path(args.node_directory)) as client:
+            async for chunk in client.downloader().stream(cap, args.offset, args.length):
+                out.write(chunk)
+                progress.advance(len(chunk))
+        out.flush()
+    except BaseException:
+        if not to_stdout:
+            out.close()
+            partial.unlink(missing_ok=True)  # never leave a file that looks complete
+        raise
+    finally:
+        progress.finish()
+    if not to_stdout:
+        os.fsync(out.fileno())
+        out.close()
+        os.replace(partial, target)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_get(args))

@@ -1,0 +1,89 @@
+"""The set of storage servers a client knows, in permuted-ring order.
+
+The broker holds one ``StorageClient`` per server and remembers each one's
+last version answer, so an upload does not ask every server for its version
+every time (Tahoe polls every server every second; veil asks only when it
+needs to and the cached answer is older than ``version_ttl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from veil.errors import VeilError
+from veil.formats.hashes import permute_server_hash
+from veil.services.interfaces import StorageClient, VersionInfo
+
+
+@dataclass
+class _Known:
+    version: VersionInfo | None = None
+    fetched_at: float = 0.0
+
+
+class StorageBroker:
+    """The servers a client may use. Servers are identified by ``server_id``."""
+
+    def __init__(
+        self,
+        servers: Sequence[StorageClient] = (),
+        *,
+        version_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._servers: dict[str, StorageClient] = {}
+        self._known: dict[str, _Known] = {}
+        self._ttl = version_ttl
+        self._clock = clock
+        for server in servers:
+            self.add(server)
+
+    def add(self, server: StorageClient) -> None:
+        self._servers[server.server_id] = server
+        self._known.setdefault(server.server_id, _Known())
+
+    @property
+    def servers(self) -> list[StorageClient]:
+        return list(self._servers.values())
+
+    def permuted(self, storage_index: bytes) -> list[StorageClient]:
+        """All servers sorted by ``SHA1(storage_index || permutation_seed)``."""
+        return sorted(
+            self._servers.values(),
+            key=lambda s: permute_server_hash(storage_index, s.permutation_seed),
+        )
+
+    def forget_version(self, server_id: str) -> None:
+        """Drop a cached version, e.g. after the server failed a request."""
+        if server_id in self._known:
+            self._known[server_id] = _Known()
+
+    async def version_of(self, server: StorageClient) -> VersionInfo:
+        """The server's version, cached for ``version_ttl`` seconds."""
+        known = self._known.setdefault(server.server_id, _Known())
+        now = self._clock()
+        if known.version is not None and now - known.fetched_at < self._ttl:
+            return known.version
+        version = await server.get_version()
+        self._known[server.server_id] = _Known(version, now)
+        return version
+
+    async def versions(
+        self, servers: Sequence[StorageClient]
+    ) -> dict[str, VersionInfo | VeilError]:
+        """Versions of several servers at once; failures are returned, not raised."""
+
+        async def one(s: StorageClient) -> VersionInfo | VeilError:
+            try:
+                return await self.version_of(s)
+            except VeilError as exc:
+                return exc
+
+        answers = await asyncio.gather(*(one(s) for s in servers))
+        return {s.server_id: a for s, a in zip(servers, answers, strict=True)}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self._servers.values()))

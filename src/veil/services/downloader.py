@@ -1,0 +1,263 @@
+"""Download an immutable file, or a byte range of it, checking every hash.
+
+The downloader asks every server (in permuted order) which shares it holds,
+takes k shares from the servers that answered first, preferring the primary
+shares 0..k-1 (which need no decoding), and streams segments with a bounded
+read-ahead. A share whose server fails or whose bytes do not match the hashes
+is dropped (and reported to its server when corrupt) and replaced by another.
+No byte is ever returned unless it was checked against the read cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from veil.codec import make_codec
+from veil.errors import IntegrityError, NotEnoughSharesError, VeilError
+from veil.formats.caps import CHKReadCap, LiteralCap
+from veil.formats.decoder import FIRST_READ_SIZE, SegmentDecoder, ShareValidator, trailer_range
+from veil.services.broker import StorageBroker
+from veil.services.interfaces import StorageClient
+
+READ_AHEAD = 2  # segments fetched ahead of the one being returned
+LIST_TIMEOUT = 15.0
+LOCATE_GRACE = 0.05  # seconds to wait for more answers once k shares are known
+READ_TIMEOUT = 60.0
+
+
+@dataclass
+class _Share:
+    server: StorageClient
+    shnum: int
+    validator: ShareValidator
+    prefix: bytes  # the first bytes of the share, kept to serve small blocks from
+
+    async def block(self, segnum: int) -> bytes:
+        offset, length = self.validator.block_offset(segnum)
+        if offset + length <= len(self.prefix):
+            data = self.prefix[offset : offset + length]
+        else:
+            si = self.validator.cap.storage_index
+            data = await asyncio.wait_for(
+                self.server.read_share_chunk(si, self.shnum, offset, length), READ_TIMEOUT
+            )
+        self.validator.check_block(segnum, data)
+        return data
+
+
+@dataclass
+class DownloadStats:
+    corrupt_shares: list[tuple[str, int]] = field(default_factory=list)
+    failed_servers: list[str] = field(default_factory=list)
+
+
+class _ShareSet:
+    """The k shares in use, and the candidates to replace them with."""
+
+    def __init__(self, cap: CHKReadCap, candidates: list[tuple[StorageClient, int]]) -> None:
+        self.cap = cap
+        self.candidates = candidates
+        self.active: list[_Share] = []
+        self.stats = DownloadStats()
+        self._lock = asyncio.Lock()
+
+    async def fill(self) -> None:
+        """Make sure k shares with distinct numbers are validated and active."""
+        async with self._lock:
+            k = self.cap.needed_shares
+            while len(self.active) < k:
+                used = {s.shnum for s in self.active}
+                picks = _pick(self.candidates, used, k - len(self.active))
+                if not picks:
+                    raise NotEnoughSharesError(
+                        f"found only {len(self.active)} good shares of the "
+                        f"{k} needed to rebuild the file",
+                        hint=_failure_hint(self.stats),
+                    )
+                for p in picks:
+                    self.candidates.remove(p)
+                opened = await asyncio.gather(*(self._open(s, n) for s, n in picks))
+                self.active.extend(sh for sh in opened if sh is not None)
+
+    async def _open(self, server: StorageClient, shnum: int) -> _Share | None:
+        si = self.cap.storage_index
+        try:
+            head = await asyncio.wait_for(
+                server.read_share_chunk(si, shnum, 0, FIRST_READ_SIZE), READ_TIMEOUT
+            )
+            validator = ShareValidator(self.cap, shnum, head)
+            tr = trailer_range(validator.layout)
+            if tr.offset + tr.length <= len(head) or len(head) < FIRST_READ_SIZE:
+                trailer = head[tr.offset : tr.offset + tr.length]
+            else:
+                trailer = await asyncio.wait_for(
+                    server.read_share_chunk(si, shnum, tr.offset, tr.length), READ_TIMEOUT
+                )
+            validator.validate_trailer(trailer)
+            return _Share(server, shnum, validator, head)
+        except (VeilError, TimeoutError) as exc:
+            await self.drop_failure(server, shnum, exc)
+            return None
+
+    async def drop(self, share: _Share, exc: BaseException) -> None:
+        if share in self.active:
+            self.active.remove(share)
+        await self.drop_failure(share.server, share.shnum, exc)
+
+    async def drop_failure(self, server: StorageClient, shnum: int, exc: BaseException) -> None:
+        if isinstance(exc, IntegrityError):
+            self.stats.corrupt_shares.append((server.server_id, shnum))
+            try:
+                await asyncio.wait_for(
+                    server.advise_corrupt_share(self.cap.storage_index, shnum, str(exc)), 10
+                )
+            except (VeilError, TimeoutError):
+                pass
+        else:
+            self.stats.failed_servers.append(f"{server.server_id[:12]}: {exc or 'timed out'}")
+            # A dead server's other shares are no better: forget them.
+            self.candidates[:] = [(s, n) for s, n in self.candidates if s is not server]
+
+
+def _pick(
+    candidates: list[tuple[StorageClient, int]], used: set[int], count: int
+) -> list[tuple[StorageClient, int]]:
+    """Choose shares: primary share numbers first, then spread over servers."""
+    k_order = sorted(candidates, key=lambda c: c[1])
+    picks: list[tuple[StorageClient, int]] = []
+    taken = set(used)
+    busy: set[str] = set()
+    for spread in (True, False):
+        for server, shnum in k_order:
+            if len(picks) == count:
+                return picks
+            if shnum in taken or (spread and server.server_id in busy):
+                continue
+            picks.append((server, shnum))
+            taken.add(shnum)
+            busy.add(server.server_id)
+    return picks
+
+
+def _failure_hint(stats: DownloadStats) -> str:
+    parts = []
+    if stats.corrupt_shares:
+        parts.append(f"{len(stats.corrupt_shares)} corrupt share(s) were reported")
+    if stats.failed_servers:
+        parts.append("unreachable: " + "; ".join(stats.failed_servers[:3]))
+    return ", ".join(parts) or "are enough storage servers running?"
+
+
+class Downloader:
+    """Reads files from the servers of a ``StorageBroker``."""
+
+    def __init__(self, broker: StorageBroker, *, codec_backend: str = "auto") -> None:
+        self.broker = broker
+        self.codec_backend = codec_backend
+        self.last_stats = DownloadStats()
+
+    async def download_bytes(self, cap: CHKReadCap | LiteralCap) -> bytes:
+        return b"".join([chunk async for chunk in self.stream(cap)])
+
+    async def stream(
+        self, cap: CHKReadCap | LiteralCap, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield the checked plaintext of ``[offset, offset+length)``."""
+        end = cap.size if length is None else min(cap.size, offset + length)
+        if isinstance(cap, LiteralCap):
+            if offset < end:
+                yield cap.data[offset:end]
+            return
+        if offset >= end:
+            return
+        found, stragglers = await self._locate(cap)
+        shares = _ShareSet(cap, found)
+        self.last_stats = shares.stats
+        try:
+            async for chunk in self._stream_segments(cap, shares, offset, end):
+                yield chunk
+        finally:
+            for task in stragglers:
+                task.cancel()
+
+    async def _stream_segments(
+        self, cap: CHKReadCap, shares: _ShareSet, offset: int, end: int
+    ) -> AsyncIterator[bytes]:
+        await shares.fill()
+        g = shares.active[0].validator.geometry
+        codec = make_codec(cap.needed_shares, cap.total_shares, backend=self.codec_backend)
+        decoder = SegmentDecoder(cap.readkey, shares.active[0].validator, codec)
+        first, last = offset // g.segment_size, (end - 1) // g.segment_size
+
+        async def fetch(segnum: int) -> bytes:
+            while True:
+                await shares.fill()
+                active = list(shares.active)
+                results = await asyncio.gather(
+                    *(s.block(segnum) for s in active), return_exceptions=True
+                )
+                bad = [(s, r) for s, r in zip(active, results, strict=True)
+                       if isinstance(r, BaseException)]
+                for s, r in bad:
+                    if not isinstance(r, VeilError | TimeoutError):
+                        raise r
+                    await shares.drop(s, r)
+                if bad:
+                    continue
+                blocks = [r for r in results if isinstance(r, bytes)]
+                crypttext = await asyncio.to_thread(
+                    decoder.crypttext, segnum, blocks, [s.shnum for s in active]
+                )
+                return decoder.plaintext(segnum, crypttext)
+
+        tasks: dict[int, asyncio.Task[bytes]] = {}
+        try:
+            for segnum in range(first, last + 1):
+                for ahead in range(segnum, min(last, segnum + READ_AHEAD) + 1):
+                    if ahead not in tasks:
+                        tasks[ahead] = asyncio.ensure_future(fetch(ahead))
+                plaintext = await tasks.pop(segnum)
+                seg_start = segnum * g.segment_size
+                lo = max(offset - seg_start, 0)
+                hi = min(end - seg_start, len(plaintext))
+                yield plaintext[lo:hi]
+        finally:
+            for task in tasks.values():
+                task.cancel()
+
+    async def _locate(
+        self, cap: CHKReadCap
+    ) -> tuple[list[tuple[StorageClient, int]], list[asyncio.Task[None]]]:
+        """Ask every server for its shares; return once k distinct shares are known.
+
+        The list keeps growing as slower servers answer (the returned tasks);
+        the caller cancels those when done.
+        """
+        si = cap.storage_index
+        servers = self.broker.permuted(si)
+        if not servers:
+            raise NotEnoughSharesError("no storage servers are known")
+        found: list[tuple[StorageClient, int]] = []
+        enough = asyncio.Event()
+
+        async def ask(server: StorageClient) -> None:
+            try:
+                shares = await asyncio.wait_for(server.list_shares(si), LIST_TIMEOUT)
+            except (VeilError, TimeoutError):
+                return
+            found.extend((server, sh) for sh in sorted(shares) if sh < cap.total_shares)
+            if len({sh for _, sh in found}) >= cap.needed_shares:
+                enough.set()
+
+        tasks = [asyncio.ensure_future(ask(s)) for s in servers]
+        everyone = asyncio.ensure_future(asyncio.wait(tasks))
+        waiter = asyncio.ensure_future(enough.wait())
+        await asyncio.wait([everyone, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not everyone.done():
+            # Give the other servers a moment, so faster or primary shares can win.
+            await asyncio.wait([everyone], timeout=LOCATE_GRACE)
+        everyone.cancel()
+        return found, [t for t in tasks if not t.done()]

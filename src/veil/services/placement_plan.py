@@ -1,0 +1,233 @@
+"""Choosing servers for an upload and keeping track of them while it runs.
+
+``plan_placement`` asks the first 2N servers of the permuted ring what they
+hold and whether they can take the share size, places shares with
+``veil.formats.placement`` and allocates buckets, looping while happiness is
+short and something changed (digest §4.3). The resulting ``PlacementPlan``
+knows which server writes which share, drops servers that fail, and aborts
+everything unfinished when the upload is given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from veil.errors import ServerFull, StorageError, UnhappinessError, VeilError
+from veil.formats.params import EncodingParameters
+from veil.formats.placement import happiness, place_shares
+from veil.services.broker import StorageBroker
+from veil.services.interfaces import StorageClient, WriteResult
+
+SecretsFor = Callable[[bytes], tuple[bytes, bytes]]
+MAX_ROUNDS = 4
+
+
+@dataclass
+class _Bucket:
+    server: StorageClient
+    upload_secret: bytes
+    live: bool = True
+
+
+class PlacementPlan:
+    """Where each share goes, and which servers already held which shares."""
+
+    def __init__(self, storage_index: bytes, params: EncodingParameters) -> None:
+        self.storage_index = storage_index
+        self.params = params
+        self.buckets: dict[int, _Bucket] = {}  # shares we must write
+        self.existing: dict[int, set[str]] = {}  # shares already stored somewhere
+        self.failures: list[str] = []
+
+    def shares_to_write(self) -> list[int]:
+        return sorted(self.buckets)
+
+    def is_live(self, shnum: int) -> bool:
+        b = self.buckets.get(shnum)
+        return b is not None and b.live
+
+    def holders(self) -> dict[int, set[str]]:
+        out = {sh: set(servers) for sh, servers in self.existing.items()}
+        for sh, b in self.buckets.items():
+            if b.live:
+                out.setdefault(sh, set()).add(b.server.server_id)
+        return out
+
+    def happiness(self) -> int:
+        return happiness(self.holders())
+
+    def placements(self) -> dict[int, str]:
+        return {sh: sorted(servers)[0] for sh, servers in sorted(self.holders().items())}
+
+    def check_happy(self) -> None:
+        got = self.happiness()
+        if got < self.params.happy:
+            raise UnhappinessError(
+                f"shares could be placed on only {got} server(s) such that any "
+                f"{self.params.needed} of them have enough shares to recover the file, "
+                f"but we were asked to place shares on at least {self.params.happy}",
+                hint="start more storage servers, or lower shares.happy"
+                + (f"; failures: {'; '.join(self.failures[:3])}" if self.failures else ""),
+            )
+
+    async def write(self, shnum: int, offset: int, data: bytes) -> WriteResult:
+        b = self.buckets[shnum]
+        return await b.server.write_share_chunk(
+            self.storage_index, shnum, offset, data, upload_secret=b.upload_secret
+        )
+
+    async def lose_server_of(self, shnum: int, error: VeilError) -> None:
+        """A write failed: drop every share of that server, then re-check happiness."""
+        server = self.buckets[shnum].server
+        self.failures.append(f"{server.server_id[:12]}: {error}")
+        for sh, b in self.buckets.items():
+            if b.server is server and b.live:
+                b.live = False
+        await self._abort([(sh, b) for sh, b in self.buckets.items() if b.server is server])
+        self.check_happy()
+
+    async def abort_all(self) -> None:
+        await self._abort([(sh, b) for sh, b in self.buckets.items() if b.live])
+        for b in self.buckets.values():
+            b.live = False
+
+    async def _abort(self, buckets: list[tuple[int, _Bucket]]) -> None:
+        async def one(sh: int, b: _Bucket) -> None:
+            try:
+                await asyncio.wait_for(
+                    b.server.abort_upload(self.storage_index, sh, upload_secret=b.upload_secret),
+                    timeout=10,
+                )
+            except (VeilError, TimeoutError):
+                pass  # the server drops idle incoming shares by itself
+
+        await asyncio.gather(*(one(sh, b) for sh, b in buckets))
+
+
+async def plan_placement(
+    broker: StorageBroker,
+    storage_index: bytes,
+    params: EncodingParameters,
+    allocated_size: int,
+    *,
+    secrets: SecretsFor,
+) -> PlacementPlan:
+    """Find and allocate servers for every share, or raise ``UnhappinessError``."""
+    plan = PlacementPlan(storage_index, params)
+    candidates = broker.permuted(storage_index)[: 2 * params.total]
+    if not candidates:
+        raise UnhappinessError(
+            "no storage servers are known", hint="check private/servers.yaml or the grid"
+        )
+    versions = await broker.versions(candidates)
+    listing = await asyncio.gather(
+        *(_list(s, storage_index) for s in candidates), return_exceptions=False
+    )
+    writable: list[StorageClient] = []
+    readonly: list[StorageClient] = []
+    held: dict[str, set[int]] = {}
+    for server, shares in zip(candidates, listing, strict=True):
+        version = versions[server.server_id]
+        if isinstance(version, VeilError) or isinstance(shares, VeilError):
+            err = version if isinstance(version, VeilError) else shares
+            plan.failures.append(f"{server.server_id[:12]}: {err}")
+            broker.forget_version(server.server_id)
+            continue
+        held[server.server_id] = set(shares)
+        for sh in shares:
+            if sh < params.total:
+                plan.existing.setdefault(sh, set()).add(server.server_id)
+        if version.maximum_immutable_share_size >= allocated_size:
+            writable.append(server)
+        else:
+            readonly.append(server)
+    by_id = {s.server_id: s for s in candidates}
+    for _ in range(MAX_ROUNDS):
+        placement = place_shares(
+            [s.server_id for s in writable], [s.server_id for s in readonly], params.total, held
+        ) if writable or readonly else {}
+        wanted: dict[str, set[int]] = {}
+        for sh, sid in placement.items():
+            if sid not in {s.server_id for s in readonly} and sh not in held.get(sid, set()):
+                if sh not in plan.buckets:
+                    wanted.setdefault(sid, set()).add(sh)
+        if not wanted:
+            break
+        results = await asyncio.gather(
+            *(_allocate(by_id[sid], storage_index, shs, allocated_size, secrets)
+              for sid, shs in wanted.items())
+        )
+        changed = False
+        for (sid, shs), result in zip(wanted.items(), results, strict=True):
+            server = by_id[sid]
+            if isinstance(result, VeilError):
+                plan.failures.append(f"{sid[:12]}: {result}")
+                writable = [s for s in writable if s.server_id != sid]
+                changed = True
+                continue
+            upload_secret, already, allocated = result
+            for sh in already:
+                held.setdefault(sid, set()).add(sh)
+                if sh < params.total:
+                    plan.existing.setdefault(sh, set()).add(sid)
+            for sh in allocated:
+                plan.buckets[sh] = _Bucket(server, upload_secret)
+                held.setdefault(sid, set()).add(sh)
+                changed = True
+            if shs - set(allocated) - set(already):
+                # The server could not take them (full, or busy): stop asking it.
+                writable = [s for s in writable if s.server_id != sid]
+                readonly.append(server)
+                changed = True
+        if plan.happiness() >= params.happy and all(
+            sh in plan.buckets or sh in plan.existing for sh in range(params.total)
+        ):
+            break
+        if not changed:
+            break
+    try:
+        plan.check_happy()
+    except UnhappinessError:
+        await plan.abort_all()
+        raise
+    return plan
+
+
+async def _list(server: StorageClient, storage_index: bytes) -> frozenset[int] | VeilError:
+    try:
+        return await asyncio.wait_for(server.list_shares(storage_index), timeout=15)
+    except TimeoutError:
+        return ServerFull("timed out listing shares")
+    except VeilError as exc:
+        return exc
+
+
+async def _allocate(
+    server: StorageClient,
+    storage_index: bytes,
+    shares: set[int],
+    allocated_size: int,
+    secrets: SecretsFor,
+) -> tuple[bytes, frozenset[int], frozenset[int]] | VeilError:
+    renew, cancel = secrets(server.lease_seed)
+    upload_secret = os.urandom(20)
+    try:
+        result = await asyncio.wait_for(
+            server.allocate_buckets(
+                storage_index,
+                frozenset(shares),
+                allocated_size,
+                renew_secret=renew,
+                cancel_secret=cancel,
+                upload_secret=upload_secret,
+            ),
+            timeout=15,
+        )
+    except TimeoutError:
+        return ServerFull("timed out allocating")
+    except (StorageError, VeilError) as exc:
+        return exc
+    return upload_secret, result.already_have, result.allocated
