@@ -39,7 +39,7 @@ def test_placement_is_complete_and_as_happy_as_possible(
 ) -> None:
     # Every share is placed exactly once, read-only servers only get shares they
     # hold, and the happiness reached is the best any assignment could reach:
-    # min(total, number of servers usable for some share).
+    # the maximum matching of the graph of every allowed (server, share) pair.
     writable = [f"w{i}" for i in range(n_writable)]
     readonly = [f"r{i}" for i in range(n_readonly)]
     existing = {
@@ -51,6 +51,7 @@ def test_placement_is_complete_and_as_happy_as_possible(
     for sh, server in placed.items():
         if server in readonly:
             assert sh in existing[server]
-    useful_ro = {s for s in readonly if existing[s]}
-    got = happiness({sh: {s} for sh, s in placed.items()})
-    assert got == min(total, n_writable + len(useful_ro)) or got >= min(total, n_writable)
+    best = happiness(
+        {sh: set(writable) | {r for r in readonly if sh in existing[r]} for sh in range(total)}
+    )
+    assert happiness({sh: {s} for sh, s in placed.items()}) == best
