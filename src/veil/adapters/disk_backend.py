@@ -1,0 +1,183 @@
+"""Shares on disk in Tahoe-LAFS's storage directory layout.
+
+    STORAGEDIR/shares/<2 b32 chars>/<b32 SI>/<shnum>             finished shares
+    STORAGEDIR/shares/incoming/<2 b32 chars>/<b32 SI>/<shnum>    uploads in progress
+    STORAGEDIR/corruption-advisories/<time>--<b32 SI>-<shnum>    reports
+
+Each file is a Tahoe share container (``veil.formats.container``), so a Tahoe
+server's directory can be served as it is and vice versa. Incoming files are
+moved into place only when complete, after an fsync; a restart deletes what
+is left in ``incoming/``, so no partial share is ever readable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from veil.formats import base32
+from veil.formats.container import (
+    HEADER_SIZE,
+    LEASE_SIZE,
+    Lease,
+    data_length,
+    new_header,
+    pack_leases,
+    parse_header,
+    parse_leases,
+)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DiskIncomingShare:
+    def __init__(self, backend: DiskBackend, si: bytes, shnum: int, allocated_size: int) -> None:
+        self._backend = backend
+        self.path = backend.incoming_dir(si) / str(shnum)
+        self.final = backend.share_dir(si) / str(shnum)
+        self.allocated_size = allocated_size
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.pwrite(self._fd, new_header(allocated_size).pack(), 0)
+
+    def write(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        pos = HEADER_SIZE + offset
+        while view:
+            n = os.pwrite(self._fd, view, pos)
+            view, pos = view[n:], pos + n
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, HEADER_SIZE + offset)
+
+    def finalize(self, leases: list[Lease]) -> None:
+        os.pwrite(self._fd, pack_leases(leases), HEADER_SIZE + self.allocated_size)
+        os.pwrite(self._fd, new_header(self.allocated_size, len(leases)).pack(), 0)
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, self.final)
+        _fsync_dir(self.final.parent)
+        self._backend.remove_empty(self.path.parent)
+
+    def abort(self) -> None:
+        os.close(self._fd)
+        self.path.unlink(missing_ok=True)
+        self._backend.remove_empty(self.path.parent)
+
+
+class DiskBackend:
+    """A ``Backend`` over a Tahoe-compatible storage directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.shares = root / "shares"
+        self.incoming = self.shares / "incoming"
+        self.advisories = root / "corruption-advisories"
+        self.shares.mkdir(parents=True, exist_ok=True)
+        # Uploads that were in progress when the server stopped can never complete.
+        shutil.rmtree(self.incoming, ignore_errors=True)
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def share_dir(self, si: bytes) -> Path:
+        s = base32.b2a(si)
+        return self.shares / s[:2] / s
+
+    def incoming_dir(self, si: bytes) -> Path:
+        s = base32.b2a(si)
+        return self.incoming / s[:2] / s
+
+    def remove_empty(self, directory: Path) -> None:
+        for d in (directory, directory.parent):
+            if d in (self.incoming, self.shares):
+                return
+            try:
+                d.rmdir()
+            except OSError:
+                return
+
+    def list_shares(self, storage_index: bytes) -> frozenset[int]:
+        try:
+            names = os.listdir(self.share_dir(storage_index))
+        except FileNotFoundError:
+            return frozenset()
+        return frozenset(int(n) for n in names if n.isdigit())
+
+    def create_incoming(
+        self, storage_index: bytes, share_number: int, allocated_size: int
+    ) -> DiskIncomingShare:
+        return DiskIncomingShare(self, storage_index, share_number, allocated_size)
+
+    def _path(self, si: bytes, shnum: int) -> Path:
+        return self.share_dir(si) / str(shnum)
+
+    def _open(self, si: bytes, shnum: int) -> tuple[int, int, int]:
+        """(fd, data length, container version); ``KeyError`` when missing."""
+        try:
+            fd = os.open(self._path(si, shnum), os.O_RDONLY)
+        except FileNotFoundError:
+            raise KeyError(shnum) from None
+        header = parse_header(os.pread(fd, HEADER_SIZE, 0))
+        return fd, data_length(os.fstat(fd).st_size, header), header.version
+
+    def share_length(self, storage_index: bytes, share_number: int) -> int:
+        fd, length, _ = self._open(storage_index, share_number)
+        os.close(fd)
+        return length
+
+    def read_share(self, storage_index: bytes, share_number: int, offset: int, length: int) -> bytes:
+        fd, total, _ = self._open(storage_index, share_number)
+        try:
+            length = max(0, min(length, total - offset))
+            return os.pread(fd, length, HEADER_SIZE + offset)
+        finally:
+            os.close(fd)
+
+    def uses_hashed_leases(self, storage_index: bytes, share_number: int) -> bool:
+        fd, _, version = self._open(storage_index, share_number)
+        os.close(fd)
+        return version == 2
+
+    def get_leases(self, storage_index: bytes, share_number: int) -> list[Lease]:
+        fd, length, version = self._open(storage_index, share_number)
+        try:
+            size = os.fstat(fd).st_size - HEADER_SIZE - length
+            raw = os.pread(fd, size, HEADER_SIZE + length)
+        finally:
+            os.close(fd)
+        return parse_leases(raw, hashed=version == 2)
+
+    def set_leases(self, storage_index: bytes, share_number: int, leases: list[Lease]) -> None:
+        path = self._path(storage_index, share_number)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            header = parse_header(os.pread(fd, HEADER_SIZE, 0))
+            length = data_length(os.fstat(fd).st_size, header)
+            end = HEADER_SIZE + length
+            os.pwrite(fd, pack_leases(leases), end)
+            os.ftruncate(fd, end + LEASE_SIZE * len(leases))
+            header_bytes = type(header)(header.version, header.legacy_length, len(leases)).pack()
+            os.pwrite(fd, header_bytes, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def add_corruption_advisory(self, storage_index: bytes, share_number: int, reason: str) -> None:
+        self.advisories.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H%M%S", time.gmtime())
+        name = f"{stamp}--{base32.b2a(storage_index)}-{share_number}"
+        text = f"storage_index: {base32.b2a(storage_index)}\nshare_number: {share_number}\n\n"
+        with open(self.advisories / name, "a", encoding="utf-8") as f:
+            f.write(text + reason + "\n")
+
+    def free_space(self) -> int:
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize

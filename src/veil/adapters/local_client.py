@@ -1,0 +1,129 @@
+"""A ``StorageClient`` over a storage server core in the same process.
+
+Used to test the uploader and downloader with real server logic and no
+sockets. ``fail = True`` makes every call raise ``ServerUnavailable``, like a
+dead server; ``hang = True`` makes every call wait forever, like a stuck one;
+``die_after_writes = n`` makes it die once n share writes have succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from veil.errors import ServerUnavailable
+from veil.services.interfaces import AllocateResult, StorageService, VersionInfo, WriteResult
+
+
+class LocalStorageClient:
+    def __init__(
+        self,
+        service: StorageService,
+        *,
+        server_id: str,
+        lease_seed: bytes,
+        permutation_seed: bytes,
+    ) -> None:
+        self.service = service
+        self._server_id = server_id
+        self._lease_seed = lease_seed
+        self._permutation_seed = permutation_seed
+        self.fail = False
+        self.hang = False
+        self.calls = 0
+        self.writes = 0
+        self.die_after_writes: int | None = None
+
+    @property
+    def server_id(self) -> str:
+        return self._server_id
+
+    @property
+    def lease_seed(self) -> bytes:
+        return self._lease_seed
+
+    @property
+    def permutation_seed(self) -> bytes:
+        return self._permutation_seed
+
+    async def _gate(self) -> None:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail:
+            raise ServerUnavailable(f"server {self._server_id[:12]} is unreachable")
+
+    async def get_version(self) -> VersionInfo:
+        await self._gate()
+        return self.service.get_version()
+
+    async def allocate_buckets(
+        self,
+        storage_index: bytes,
+        share_numbers: frozenset[int],
+        allocated_size: int,
+        *,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+        upload_secret: bytes,
+    ) -> AllocateResult:
+        await self._gate()
+        return self.service.allocate_buckets(
+            storage_index,
+            share_numbers,
+            allocated_size,
+            renew_secret=renew_secret,
+            cancel_secret=cancel_secret,
+            upload_secret=upload_secret,
+        )
+
+    async def write_share_chunk(
+        self,
+        storage_index: bytes,
+        share_number: int,
+        offset: int,
+        data: bytes,
+        *,
+        upload_secret: bytes,
+    ) -> WriteResult:
+        if self.die_after_writes is not None and self.writes >= self.die_after_writes:
+            self.fail = True
+        await self._gate()
+        result = self.service.write_share_chunk(
+            storage_index, share_number, offset, data, upload_secret=upload_secret
+        )
+        self.writes += 1
+        return result
+
+    async def abort_upload(
+        self, storage_index: bytes, share_number: int, *, upload_secret: bytes
+    ) -> None:
+        await self._gate()
+        self.service.abort_upload(storage_index, share_number, upload_secret=upload_secret)
+
+    async def list_shares(self, storage_index: bytes) -> frozenset[int]:
+        await self._gate()
+        return self.service.list_shares(storage_index)
+
+    async def read_share_chunk(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes:
+        await self._gate()
+        return self.service.read_share_chunk(storage_index, share_number, offset, length)
+
+    async def advise_corrupt_share(
+        self, storage_index: bytes, share_number: int, reason: str
+    ) -> None:
+        await self._gate()
+        self.service.advise_corrupt_share(storage_index, share_number, reason)
+
+    async def add_or_renew_lease(
+        self, storage_index: bytes, *, renew_secret: bytes, cancel_secret: bytes
+    ) -> None:
+        await self._gate()
+        self.service.add_or_renew_lease(
+            storage_index, renew_secret=renew_secret, cancel_secret=cancel_secret
+        )
+
+    async def close(self) -> None:
+        return None

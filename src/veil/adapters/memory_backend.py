@@ -1,0 +1,65 @@
+"""An in-memory ``Backend``: a verified fake for tests and demos.
+
+It passes the same conformance suite as ``DiskBackend``
+(tests/unit/test_storage_server.py); nothing survives the process.
+"""
+
+from __future__ import annotations
+
+from veil.formats.container import Lease
+
+
+class MemoryIncomingShare:
+    def __init__(self, backend: MemoryBackend, key: tuple[bytes, int], size: int) -> None:
+        self._backend = backend
+        self._key = key
+        self._data = bytearray(size)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._data[offset : offset + len(data)] = data
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._data[offset : offset + length])
+
+    def finalize(self, leases: list[Lease]) -> None:
+        self._backend.shares[self._key] = (bytes(self._data), list(leases))
+
+    def abort(self) -> None:
+        self._data = bytearray()
+
+
+class MemoryBackend:
+    def __init__(self, capacity: int = 10**12) -> None:
+        self.capacity = capacity
+        self.shares: dict[tuple[bytes, int], tuple[bytes, list[Lease]]] = {}
+        self.advisories: list[tuple[bytes, int, str]] = []
+
+    def list_shares(self, storage_index: bytes) -> frozenset[int]:
+        return frozenset(sh for si, sh in self.shares if si == storage_index)
+
+    def create_incoming(
+        self, storage_index: bytes, share_number: int, allocated_size: int
+    ) -> MemoryIncomingShare:
+        return MemoryIncomingShare(self, (storage_index, share_number), allocated_size)
+
+    def share_length(self, storage_index: bytes, share_number: int) -> int:
+        return len(self.shares[(storage_index, share_number)][0])
+
+    def read_share(self, storage_index: bytes, share_number: int, offset: int, length: int) -> bytes:
+        return self.shares[(storage_index, share_number)][0][offset : offset + length]
+
+    def uses_hashed_leases(self, storage_index: bytes, share_number: int) -> bool:
+        return True
+
+    def get_leases(self, storage_index: bytes, share_number: int) -> list[Lease]:
+        return list(self.shares[(storage_index, share_number)][1])
+
+    def set_leases(self, storage_index: bytes, share_number: int, leases: list[Lease]) -> None:
+        data, _ = self.shares[(storage_index, share_number)]
+        self.shares[(storage_index, share_number)] = (data, list(leases))
+
+    def add_corruption_advisory(self, storage_index: bytes, share_number: int, reason: str) -> None:
+        self.advisories.append((storage_index, share_number, reason))
+
+    def free_space(self) -> int:
+        return self.capacity - sum(len(d) for d, _ in self.shares.values())

@@ -1,0 +1,58 @@
+"""Where a storage server keeps immutable shares: the ``Backend`` contract.
+
+Implementations: ``veil.adapters.disk_backend.DiskBackend`` (Tahoe's storage
+directory layout, usable in place of a Tahoe server's) and
+``veil.adapters.memory_backend.MemoryBackend`` (a verified in-memory fake that
+passes the same conformance tests).
+
+Contract:
+- An incoming share is invisible (not listed, not readable) until
+  ``finalize``; ``abort`` removes it. A crash before ``finalize`` leaves no
+  readable share.
+- ``finalize`` is durable when it returns (disk: data and directory fsynced).
+- Share numbers and storage indexes are validated by the caller.
+- Errors are ``OSError`` (disk full, permissions); the core reports them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from veil.formats.container import Lease
+
+
+class IncomingShare(Protocol):
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def finalize(self, leases: list[Lease]) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Backend(Protocol):
+    def list_shares(self, storage_index: bytes) -> frozenset[int]: ...
+
+    def create_incoming(
+        self, storage_index: bytes, share_number: int, allocated_size: int
+    ) -> IncomingShare: ...
+
+    def share_length(self, storage_index: bytes, share_number: int) -> int:
+        """Length of a finished share's data; ``KeyError`` if there is none."""
+        ...
+
+    def read_share(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes: ...
+
+    def get_leases(self, storage_index: bytes, share_number: int) -> list[Lease]: ...
+
+    def set_leases(self, storage_index: bytes, share_number: int, leases: list[Lease]) -> None: ...
+
+    def uses_hashed_leases(self, storage_index: bytes, share_number: int) -> bool: ...
+
+    def add_corruption_advisory(self, storage_index: bytes, share_number: int, reason: str) -> None:
+        ...
+
+    def free_space(self) -> int: ...

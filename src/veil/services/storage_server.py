@@ -1,0 +1,266 @@
+"""The storage server core: immutable shares and leases, with no HTTP in it.
+
+Implements ``veil.services.interfaces.StorageService`` with the behaviour of
+Tahoe-LAFS 1.20's server (digest §3.7, §5.5, http_probe.txt): allocation adds
+an owner-0 lease at once, ``already-have`` lists every finished share of the
+storage index, shares being uploaded or that do not fit are silently left
+out, a share becomes readable the moment its last byte is written, and
+conflicting rewrites are refused. The HTTP adapter maps each error's
+``status`` to the response.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from veil import __version__
+from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, Unauthorized
+from veil.formats.container import LEASE_DURATION, Lease
+from veil.services.backend import Backend, IncomingShare
+from veil.services.interfaces import (
+    MAX_MUTABLE_SHARE_SIZE,
+    AllocateResult,
+    ByteRange,
+    StorageIndex,
+    VersionInfo,
+    WriteResult,
+)
+
+UPLOAD_IDLE_TIMEOUT = 30 * 60
+MAX_SHARE_NUMBER = 255
+
+
+class OutOfRange(ServerFull):
+    """A write past the allocated size (Tahoe answers 500)."""
+
+    status = 500
+
+
+@dataclass
+class _Upload:
+    secret: bytes
+    incoming: IncomingShare
+    allocated_size: int
+    lease: Lease
+    last_activity: float
+    written: list[tuple[int, int]] = field(default_factory=list)  # sorted, merged [b, e)
+
+    def missing(self) -> tuple[ByteRange, ...]:
+        out, pos = [], 0
+        for b, e in self.written:
+            if b > pos:
+                out.append(ByteRange(pos, b))
+            pos = max(pos, e)
+        if pos < self.allocated_size:
+            out.append(ByteRange(pos, self.allocated_size))
+        return tuple(out)
+
+    def overlaps(self, begin: int, end: int) -> list[tuple[int, int]]:
+        return [(max(b, begin), min(e, end)) for b, e in self.written if b < end and e > begin]
+
+    def add(self, begin: int, end: int) -> None:
+        merged: list[tuple[int, int]] = []
+        for b, e in sorted([*self.written, (begin, end)]):
+            if merged and b <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((b, e))
+        self.written = merged
+
+
+def _check_lease_secrets(renew: bytes, cancel: bytes) -> None:
+    if len(renew) != 32 or len(cancel) != 32:
+        raise BadRequest("lease secrets must be 32 bytes")
+
+
+class StorageServer:
+    """One storage server's business logic over a ``Backend``."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        reserved_space: int = 0,
+        readonly: bool = False,
+        clock: Callable[[], float] = time.time,
+        application_version: bytes = b"veil/" + __version__.encode(),
+    ) -> None:
+        self.backend = backend
+        self.reserved_space = reserved_space
+        self.readonly = readonly
+        self.clock = clock
+        self.application_version = application_version
+        self._uploads: dict[tuple[StorageIndex, int], _Upload] = {}
+
+    # -- space ---------------------------------------------------------------
+
+    def available_space(self) -> int:
+        if self.readonly:
+            return 0
+        pending = sum(u.allocated_size for u in self._uploads.values())
+        return max(0, self.backend.free_space() - self.reserved_space - pending)
+
+    def get_version(self) -> VersionInfo:
+        space = self.available_space()
+        return VersionInfo(
+            maximum_immutable_share_size=space,
+            maximum_mutable_share_size=MAX_MUTABLE_SHARE_SIZE,
+            available_space=space,
+            application_version=self.application_version,
+        )
+
+    # -- uploads -------------------------------------------------------------
+
+    def allocate_buckets(
+        self,
+        storage_index: StorageIndex,
+        share_numbers: frozenset[int],
+        allocated_size: int,
+        *,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+        upload_secret: bytes,
+    ) -> AllocateResult:
+        _check_lease_secrets(renew_secret, cancel_secret)
+        if not upload_secret:
+            raise BadRequest("the upload secret must not be empty")
+        if allocated_size < 0 or any(not 0 <= s <= MAX_SHARE_NUMBER for s in share_numbers):
+            raise BadRequest("bad share numbers or allocated size")
+        self.expire_stale_uploads()
+        finished = self.backend.list_shares(storage_index)
+        if finished:
+            self._renew_or_add(storage_index, finished, renew_secret, cancel_secret, owner=0)
+        allocated = set()
+        space = self.available_space()
+        expiry = int(self.clock()) + LEASE_DURATION
+        for shnum in sorted(share_numbers):
+            if shnum in finished or (storage_index, shnum) in self._uploads:
+                continue
+            if self.readonly or allocated_size > space:
+                continue
+            incoming = self.backend.create_incoming(storage_index, shnum, allocated_size)
+            lease = Lease.create(0, renew_secret, cancel_secret, expiry, hashed=True)
+            self._uploads[(storage_index, shnum)] = _Upload(
+                upload_secret, incoming, allocated_size, lease, self.clock()
+            )
+            space -= allocated_size
+            allocated.add(shnum)
+        return AllocateResult(frozenset(finished), frozenset(allocated))
+
+    def _upload(self, storage_index: StorageIndex, shnum: int, secret: bytes) -> _Upload:
+        upload = self._uploads.get((storage_index, shnum))
+        if upload is None:
+            raise NotFound("no upload in progress for this share")
+        if not hmac.compare_digest(upload.secret, secret):
+            raise Unauthorized("wrong upload secret")
+        return upload
+
+    def write_share_chunk(
+        self,
+        storage_index: StorageIndex,
+        share_number: int,
+        offset: int,
+        data: bytes,
+        *,
+        upload_secret: bytes,
+    ) -> WriteResult:
+        upload = self._upload(storage_index, share_number, upload_secret)
+        end = offset + len(data)
+        if offset < 0 or end > upload.allocated_size:
+            raise OutOfRange("write beyond the allocated size of the share")
+        for b, e in upload.overlaps(offset, end):
+            if upload.incoming.read(b, e - b) != data[b - offset : e - offset]:
+                raise Conflict("data differs from what was already written")
+        upload.incoming.write(offset, data)
+        upload.add(offset, end)
+        upload.last_activity = self.clock()
+        missing = upload.missing()
+        if not missing:
+            del self._uploads[(storage_index, share_number)]
+            upload.incoming.finalize([upload.lease])
+        return WriteResult(missing)
+
+    def abort_upload(
+        self, storage_index: StorageIndex, share_number: int, *, upload_secret: bytes
+    ) -> None:
+        if (storage_index, share_number) not in self._uploads:
+            if share_number in self.backend.list_shares(storage_index):
+                raise NotAllowed("the share is already complete")
+            raise NotFound("no upload in progress for this share")
+        upload = self._upload(storage_index, share_number, upload_secret)
+        del self._uploads[(storage_index, share_number)]
+        upload.incoming.abort()
+
+    def expire_stale_uploads(self) -> int:
+        """Abort uploads idle for 30 minutes; return how many."""
+        now = self.clock()
+        stale = [k for k, u in self._uploads.items() if now - u.last_activity > UPLOAD_IDLE_TIMEOUT]
+        for key in stale:
+            self._uploads.pop(key).incoming.abort()
+        return len(stale)
+
+    # -- reads ---------------------------------------------------------------
+
+    def list_shares(self, storage_index: StorageIndex) -> frozenset[int]:
+        return self.backend.list_shares(storage_index)
+
+    def share_length(self, storage_index: StorageIndex, share_number: int) -> int:
+        try:
+            return self.backend.share_length(storage_index, share_number)
+        except KeyError:
+            raise NotFound("no such share") from None
+
+    def read_share_chunk(
+        self, storage_index: StorageIndex, share_number: int, offset: int, length: int
+    ) -> bytes:
+        if offset < 0 or length < 0:
+            raise BadRequest("bad range")
+        total = self.share_length(storage_index, share_number)
+        if offset >= total:
+            return b""
+        return self.backend.read_share(
+            storage_index, share_number, offset, min(length, total - offset)
+        )
+
+    def advise_corrupt_share(self, storage_index: StorageIndex, share_number: int, reason: str) -> None:
+        if not reason:
+            raise BadRequest("a corruption report needs a reason")
+        self.share_length(storage_index, share_number)  # 404 when unknown
+        self.backend.add_corruption_advisory(storage_index, share_number, reason[:32765])
+
+    # -- leases --------------------------------------------------------------
+
+    def add_or_renew_lease(
+        self, storage_index: StorageIndex, *, renew_secret: bytes, cancel_secret: bytes
+    ) -> None:
+        _check_lease_secrets(renew_secret, cancel_secret)
+        shares = self.backend.list_shares(storage_index)
+        if not shares:
+            raise NotFound("no shares for this storage index")
+        self._renew_or_add(storage_index, shares, renew_secret, cancel_secret, owner=1)
+
+    def _renew_or_add(
+        self,
+        storage_index: StorageIndex,
+        shares: frozenset[int],
+        renew_secret: bytes,
+        cancel_secret: bytes,
+        *,
+        owner: int,
+    ) -> None:
+        expiry = int(self.clock()) + LEASE_DURATION
+        for shnum in shares:
+            leases = self.backend.get_leases(storage_index, shnum)
+            for i, lease in enumerate(leases):
+                if lease.matches_renew(renew_secret):
+                    if lease.expiry < expiry:
+                        leases[i] = lease.renewed(expiry)
+                        self.backend.set_leases(storage_index, shnum, leases)
+                    break
+            else:
+                hashed = self.backend.uses_hashed_leases(storage_index, shnum)
+                leases.append(Lease.create(owner, renew_secret, cancel_secret, expiry, hashed=hashed))
+                self.backend.set_leases(storage_index, shnum, leases)

@@ -1,0 +1,30 @@
+"""An in-process grid: N storage server cores with in-process clients.
+
+For tests of the uploader and downloader that need real server behaviour but
+no sockets. Each server has its own ``MemoryBackend`` (or ``DiskBackend``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from veil.adapters.disk_backend import DiskBackend
+from veil.adapters.local_client import LocalStorageClient
+from veil.adapters.memory_backend import MemoryBackend
+from veil.services.broker import StorageBroker
+from veil.services.storage_server import StorageServer
+
+
+def local_grid(count: int, root: Path | None = None) -> tuple[StorageBroker, list[LocalStorageClient]]:
+    clients = []
+    for i in range(count):
+        backend = DiskBackend(root / f"s{i}") if root else MemoryBackend()
+        server = StorageServer(backend=backend)
+        seed = hashlib.sha256(b"server %d" % i).digest()
+        clients.append(
+            LocalStorageClient(
+                server, server_id=f"v0-test{i:02d}", lease_seed=seed[:20], permutation_seed=seed
+            )
+        )
+    return StorageBroker(clients), clients
