@@ -1,0 +1,103 @@
+"""A client built from a node directory: its servers, secrets and parameters.
+
+``open_client(path)`` reads ``tahoe.cfg`` and ``private/servers.yaml``, makes
+one HTTPS ``StorageClient`` per announced server, and hands out uploaders and
+downloaders that share one ``StorageBroker``. Used as an async context
+manager so every connection is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veil.adapters.http_client import HttpStorageClient
+from veil.adapters.network import NetworkProvider, TcpProvider
+from veil.adapters.nodedir import NodeDirectory
+from veil.errors import ConfigError, VeilError
+from veil.formats import base32
+from veil.formats.hashes import sha256d
+from veil.formats.nurl import parse_furl, parse_nurl
+from veil.formats.params import EncodingParameters
+from veil.services.broker import StorageBroker
+from veil.services.downloader import Downloader
+from veil.services.uploader import Uploader
+
+V0_PREFIX = "v0-"
+
+
+def permutation_seed_for(server_id: str, ann: dict[str, Any]) -> bytes:
+    """The seed Tahoe sorts a server by (digest §4.2), from its announcement."""
+    seed = ann.get("permutation-seed-base32")
+    if isinstance(seed, str) and seed:
+        try:
+            return base32.a2b(seed)
+        except VeilError:
+            raise ConfigError(f"server {server_id}: bad permutation-seed-base32") from None
+    if server_id.startswith(V0_PREFIX):
+        try:
+            return base32.a2b(server_id[len(V0_PREFIX) :])
+        except VeilError:
+            pass
+    import hashlib
+
+    return hashlib.sha256(server_id.encode("utf-8")).digest()
+
+
+def storage_client_for(
+    server_id: str, ann: dict[str, Any], network: NetworkProvider
+) -> HttpStorageClient:
+    """An HTTPS client for one ``servers.yaml`` / announcement entry."""
+    nurls = ann.get("anonymous-storage-NURLs") or []
+    if not isinstance(nurls, list) or not nurls:
+        raise ConfigError(
+            f"server {server_id} announces no anonymous-storage-NURLs",
+            hint="veil speaks only Tahoe's HTTP storage protocol, not Foolscap",
+        )
+    nurl = parse_nurl(str(nurls[0]))
+    furl = ann.get("anonymous-storage-FURL")
+    lease_seed = parse_furl(str(furl)).tubid if furl else sha256d(nurl.spki_hash.encode())[:20]
+    return HttpStorageClient(
+        nurl,
+        server_id=server_id,
+        lease_seed=lease_seed,
+        permutation_seed=permutation_seed_for(server_id, ann),
+        network=network,
+    )
+
+
+@dataclass
+class Client:
+    node: NodeDirectory
+    broker: StorageBroker
+    params: EncodingParameters
+
+    def uploader(self, *, progress: Callable[[int], None] | None = None) -> Uploader:
+        return Uploader(
+            self.broker,
+            self.params,
+            lease_secret=self.node.lease_secret(),
+            convergence_secret=self.node.convergence_secret(),
+            progress=progress,
+        )
+
+    def downloader(self) -> Downloader:
+        return Downloader(self.broker)
+
+
+@asynccontextmanager
+async def open_client(
+    path: Path, *, network: NetworkProvider | None = None
+) -> AsyncIterator[Client]:
+    node = NodeDirectory(path)
+    net = network or TcpProvider()
+    broker = StorageBroker(
+        [storage_client_for(sid, ann, net) for sid, ann in node.servers().items()]
+    )
+    try:
+        yield Client(node, broker, node.encoding_parameters())
+    finally:
+        await broker.close()

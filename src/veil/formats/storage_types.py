@@ -1,0 +1,49 @@
+"""Values exchanged with a storage server (the nouns of the HTTP storage protocol)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# 16 raw bytes; b32 form (26 chars) in paths and on disk.
+StorageIndex = bytes
+ShareNumber = int
+
+PROTOCOL_V1 = b"http://allmydata.org/tahoe/protocols/storage/v1"
+MAX_MUTABLE_SHARE_SIZE = 69105 * 10**12
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What ``GET /storage/v1/version`` reports."""
+
+    maximum_immutable_share_size: int
+    maximum_mutable_share_size: int
+    available_space: int
+    application_version: bytes
+
+
+@dataclass(frozen=True)
+class AllocateResult:
+    already_have: frozenset[ShareNumber]
+    allocated: frozenset[ShareNumber]
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Half-open range [begin, end)."""
+
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """After a PATCH: the ranges still missing; ``complete`` when none remain."""
+
+    required: tuple[ByteRange, ...] = field(default_factory=tuple)
+
+    @property
+    def complete(self) -> bool:
+        return not self.required
+
+

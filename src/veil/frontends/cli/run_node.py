@@ -1,0 +1,50 @@
+"""``veil run DIR``: run a storage node in the foreground until SIGTERM/SIGINT.
+
+Serves Tahoe's HTTP storage protocol over HTTPS from the node's disk backend,
+then writes ``announcement.yaml`` (the node's id and the ``ann`` entry a
+client puts in its ``servers.yaml``). Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from veil import __version__
+from veil.adapters.storage_node import StorageNode
+from veil.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a node in the foreground")
+    p.add_argument("directory", nargs="?", help="the node directory (default: -d)")
+    p.set_defaults(func=run)
+
+
+async def _serve(path: Path) -> int:
+    log = logging.getLogger("veil")
+    node = StorageNode(path)
+    await node.start()
+    log.info("veil %s storage node %s listening on %s", __version__, node.server_id, node.nurl)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await node.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    path = Path(args.directory or args.node_directory)
+    if not (path / "tahoe.cfg").exists():
+        raise ConfigError(f"{path} is not a node directory", hint="veil create-node DIR")
+    return asyncio.run(_serve(path))
