@@ -78,8 +78,11 @@ def main() -> None:
     opts = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
         grid = Path(tmp) / "grid"
-        subprocess.run([*VEIL, "grid", "start", str(grid), "--servers", str(opts.servers)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*VEIL, "grid", "start", str(grid), "--servers", str(opts.servers)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         client = grid / "client"
         rows: list[tuple[str, str]] = []
         try:
@@ -97,7 +100,9 @@ def main() -> None:
             rows.append((f"get {opts.size_mib} MiB (CLI)", f"{size_mb / t:8.1f} MB/s  ({t:.2f} s)"))
             same = subprocess.run(["cmp", "-s", str(big), str(back)]).returncode == 0
             rows.append(("bytes match", str(same)))
-            rows.append(("client peak RSS put/get", f"{rss_put / 1024:.0f} / {rss_get / 1024:.0f} MiB"))
+            rows.append(
+                ("client peak RSS put/get", f"{rss_put / 1024:.0f} / {rss_get / 1024:.0f} MiB")
+            )
             small = [os.urandom(4096) for _ in range(opts.files)]
             srcs = []
             for i, data in enumerate(small[: opts.cli_files]):
@@ -108,18 +113,27 @@ def main() -> None:
             for p in srcs:
                 timed_cli([*VEIL, "-d", str(client), "put", str(p)])
             t = time.perf_counter() - start
-            rows.append((f"{len(srcs)} x 4 KiB put (CLI, one process each)",
-                         f"{len(srcs) / t:8.1f} files/s"))
+            rows.append(
+                (
+                    f"{len(srcs)} x 4 KiB put (CLI, one process each)",
+                    f"{len(srcs) / t:8.1f} files/s",
+                )
+            )
             for conc in (1, 16):
                 t = asyncio.run(api_small_files(client, small, conc))
-                rows.append((f"{opts.files} x 4 KiB put (API, {conc} at a time)",
-                             f"{opts.files / t:8.1f} files/s"))
+                rows.append(
+                    (
+                        f"{opts.files} x 4 KiB put (API, {conc} at a time)",
+                        f"{opts.files / t:8.1f} files/s",
+                    )
+                )
             t, _, _ = timed_cli([*VEIL, "--version"])
             rows.append(("CLI start-up (veil --version)", f"{t * 1000:8.0f} ms"))
             rows.append(("storage server peak RSS", f"{server_peak_kib(grid) / 1024:.0f} MiB"))
         finally:
-            subprocess.run([*VEIL, "grid", "stop", str(grid)], check=False,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*VEIL, "grid", "stop", str(grid)], check=False, stdout=subprocess.DEVNULL
+            )
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

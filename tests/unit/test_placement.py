@@ -43,8 +43,7 @@ def test_placement_is_complete_and_as_happy_as_possible(
     writable = [f"w{i}" for i in range(n_writable)]
     readonly = [f"r{i}" for i in range(n_readonly)]
     existing = {
-        s: data.draw(st.sets(st.integers(0, total - 1), max_size=3))
-        for s in writable + readonly
+        s: data.draw(st.sets(st.integers(0, total - 1), max_size=3)) for s in writable + readonly
     }
     placed = place_shares(writable, readonly, total, existing)
     assert sorted(placed) == list(range(total))

@@ -21,7 +21,9 @@ def encode(data: bytes, k: int, n: int, maxseg: int) -> tuple[CHKReadCap, dict[i
     enc = ImmutableEncoder(os.urandom(16), g, make_codec(k, n))
     shares = {i: bytearray(enc.header()) for i in range(n)}
     for s in range(g.num_segments):
-        seg = enc.encode_segment(data[s * g.segment_size : s * g.segment_size + g.segment_length(s)])
+        seg = enc.encode_segment(
+            data[s * g.segment_size : s * g.segment_size + g.segment_length(s)]
+        )
         for i, block in enumerate(seg.blocks):
             shares[i] += block
     done = enc.finish()
@@ -55,9 +57,13 @@ def decode(cap: CHKReadCap, shares: dict[int, bytes]) -> bytes:
 def test_any_k_shares_rebuild_the_file(size: int, k: int, data: st.DataObject) -> None:
     n = data.draw(st.integers(k, 12))
     maxseg = data.draw(st.sampled_from([k * 7, 1000, 4096, 1 << 20]))
-    plaintext = data.draw(st.binary(min_size=size, max_size=size)) if size < 2000 else os.urandom(size)
+    plaintext = (
+        data.draw(st.binary(min_size=size, max_size=size)) if size < 2000 else os.urandom(size)
+    )
     cap, shares = encode(plaintext, k, n, maxseg)
-    chosen = data.draw(st.lists(st.sampled_from(sorted(shares)), min_size=k, max_size=k, unique=True))
+    chosen = data.draw(
+        st.lists(st.sampled_from(sorted(shares)), min_size=k, max_size=k, unique=True)
+    )
     assert decode(cap, {i: shares[i] for i in chosen}) == plaintext
 
 
@@ -86,7 +92,7 @@ def test_a_flipped_bit_is_detected_or_harmless(data: st.DataObject) -> None:
 
 
 def test_wrong_cap_is_refused() -> None:
-    cap, shares = encode(b"x" * 5000, 3, 10, 1 << 20)
+    _, shares = encode(b"x" * 5000, 3, 10, 1 << 20)
     other, _ = encode(b"y" * 5000, 3, 10, 1 << 20)
     with pytest.raises(IntegrityError):
         decode(other, {i: shares[i] for i in range(3)})

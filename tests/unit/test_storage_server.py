@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,18 +47,21 @@ def make_server(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[...,
 
 
 def upload(server: StorageServer, shnum: int, data: bytes, si: bytes = SI) -> None:
-    server.allocate_buckets(si, frozenset({shnum}), len(data), renew_secret=R,
-                            cancel_secret=C, upload_secret=U)
+    server.allocate_buckets(
+        si, frozenset({shnum}), len(data), renew_secret=R, cancel_secret=C, upload_secret=U
+    )
     assert server.write_share_chunk(si, shnum, 0, data, upload_secret=U).complete
 
 
 def test_allocate_write_read(make_server: Callable[..., StorageServer]) -> None:
     s = make_server()
-    res = s.allocate_buckets(SI, frozenset({0, 1, 2}), 48, renew_secret=R, cancel_secret=C,
-                             upload_secret=U)
+    res = s.allocate_buckets(
+        SI, frozenset({0, 1, 2}), 48, renew_secret=R, cancel_secret=C, upload_secret=U
+    )
     assert res.allocated == {0, 1, 2} and res.already_have == set()
-    again = s.allocate_buckets(SI, frozenset({0, 1, 2}), 48, renew_secret=R, cancel_secret=C,
-                               upload_secret=U)
+    again = s.allocate_buckets(
+        SI, frozenset({0, 1, 2}), 48, renew_secret=R, cancel_secret=C, upload_secret=U
+    )
     assert again.allocated == set()  # in progress: silently left out (Tahoe 1.20)
     first = s.write_share_chunk(SI, 0, 0, b"a" * 16, upload_secret=U)
     assert [(r.begin, r.end) for r in first.required] == [(16, 48)]
@@ -77,8 +81,9 @@ def test_allocate_write_read(make_server: Callable[..., StorageServer]) -> None:
     assert s.read_share_chunk(SI, 0, 48, 10) == b""
     with pytest.raises(NotFound):
         s.write_share_chunk(SI, 0, 0, b"a", upload_secret=U)
-    other = s.allocate_buckets(SI, frozenset({0, 3}), 48, renew_secret=R, cancel_secret=C,
-                               upload_secret=b"other")
+    other = s.allocate_buckets(
+        SI, frozenset({0, 3}), 48, renew_secret=R, cancel_secret=C, upload_secret=b"other"
+    )
     assert other.already_have == {0} and other.allocated == {3}
 
 
@@ -95,15 +100,17 @@ def test_abort_rules(make_server: Callable[..., StorageServer]) -> None:
         s.abort_upload(SI, 1, upload_secret=U)
     assert s.list_shares(SI) == {1}
     # an aborted share can be allocated again
-    assert s.allocate_buckets(SI, frozenset({0}), 10, renew_secret=R, cancel_secret=C,
-                              upload_secret=U).allocated == {0}
+    assert s.allocate_buckets(
+        SI, frozenset({0}), 10, renew_secret=R, cancel_secret=C, upload_secret=U
+    ).allocated == {0}
 
 
 def test_bad_secrets_and_corruption_reports(make_server: Callable[..., StorageServer]) -> None:
     s = make_server()
     with pytest.raises(BadRequest):
-        s.allocate_buckets(SI, frozenset({0}), 10, renew_secret=b"short", cancel_secret=C,
-                           upload_secret=U)
+        s.allocate_buckets(
+            SI, frozenset({0}), 10, renew_secret=b"short", cancel_secret=C, upload_secret=U
+        )
     with pytest.raises(NotFound):
         s.advise_corrupt_share(SI, 0, "bad")
     upload(s, 0, b"z" * 10)
@@ -134,12 +141,17 @@ def test_leases_are_added_renewed_and_kept(make_server: Callable[..., StorageSer
 def test_reserved_space_and_readonly(make_server: Callable[..., StorageServer]) -> None:
     s = make_server(readonly=True)
     assert s.get_version().maximum_immutable_share_size == 0
-    assert s.allocate_buckets(SI, frozenset({0}), 10, renew_secret=R, cancel_secret=C,
-                              upload_secret=U).allocated == set()
+    assert (
+        s.allocate_buckets(
+            SI, frozenset({0}), 10, renew_secret=R, cancel_secret=C, upload_secret=U
+        ).allocated
+        == set()
+    )
     free = make_server().backend.free_space()
     s = make_server(reserved_space=free - 15)
-    got = s.allocate_buckets(SI, frozenset({0, 1}), 10, renew_secret=R, cancel_secret=C,
-                             upload_secret=U)
+    got = s.allocate_buckets(
+        SI, frozenset({0, 1}), 10, renew_secret=R, cancel_secret=C, upload_secret=U
+    )
     assert got.allocated == {0}  # the second does not fit: silently left out
 
 
@@ -152,7 +164,9 @@ def test_stale_uploads_are_aborted(make_server: Callable[..., StorageServer]) ->
         s.write_share_chunk(SI, 0, 0, b"x", upload_secret=U)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(min_size=1, max_size=3000), st.data())
 def test_any_chunking_and_order_yields_the_share(
     make_server: Callable[..., StorageServer], payload: bytes, data: st.DataObject
@@ -161,12 +175,17 @@ def test_any_chunking_and_order_yields_the_share(
     # whose read equals the data, and it is listed only once every byte is in.
     s = make_server()
     si = os.urandom(16)
-    cuts = sorted(data.draw(st.sets(st.integers(1, len(payload) - 1), max_size=6))) if len(payload) > 1 else []
+    cuts = (
+        sorted(data.draw(st.sets(st.integers(1, len(payload) - 1), max_size=6)))
+        if len(payload) > 1
+        else []
+    )
     bounds = [0, *cuts, len(payload)]
-    chunks = list(zip(bounds, bounds[1:], strict=False))
+    chunks = list(itertools.pairwise(bounds))
     order = data.draw(st.permutations(chunks))
-    s.allocate_buckets(si, frozenset({5}), len(payload), renew_secret=R, cancel_secret=C,
-                       upload_secret=U)
+    s.allocate_buckets(
+        si, frozenset({5}), len(payload), renew_secret=R, cancel_secret=C, upload_secret=U
+    )
     for i, (b, e) in enumerate(order):
         assert s.list_shares(si) == set()
         done = s.write_share_chunk(si, 5, b, payload[b:e], upload_secret=U).complete
@@ -177,7 +196,7 @@ def test_any_chunking_and_order_yields_the_share(
 def test_disk_backend_serves_a_real_tahoe_container(tmp_path: Path) -> None:
     share = (VECTORS / "A.share0").read_bytes()
     lease = (0).to_bytes(4, "big") + hash_secret(R) + hash_secret(C) + (2**31).to_bytes(4, "big")
-    container = bytes.fromhex("00000002" "00000279" "00000002") + share + lease + lease
+    container = bytes.fromhex("000000020000027900000002") + share + lease + lease
     d = tmp_path / "storage" / "shares" / "ip" / "ipyccq7zkvlnf22ghlklp2klbq"
     d.mkdir(parents=True)
     (d / "0").write_bytes(container)
@@ -186,7 +205,14 @@ def test_disk_backend_serves_a_real_tahoe_container(tmp_path: Path) -> None:
     assert s.read_share_chunk(SI, 0, 0, 10_000) == share
     s.add_or_renew_lease(SI, renew_secret=R, cancel_secret=C)
     assert len(s.backend.get_leases(SI, 0)) == 2  # renewed, not added
-    v1 = bytes.fromhex("00000001" "00000279" "00000001") + share + (0).to_bytes(4, "big") + R + C + (5).to_bytes(4, "big")
+    v1 = (
+        bytes.fromhex("000000010000027900000001")
+        + share
+        + (0).to_bytes(4, "big")
+        + R
+        + C
+        + (5).to_bytes(4, "big")
+    )
     (d / "1").write_bytes(v1)
     assert s.read_share_chunk(SI, 1, 0, 10_000) == share
     s.add_or_renew_lease(SI, renew_secret=R, cancel_secret=C)

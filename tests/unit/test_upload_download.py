@@ -18,13 +18,17 @@ LEASE = b"l" * 32
 CONV = b"\x00" * 32
 
 
-def uploader(broker, params: EncodingParameters | None = None, conv: bytes | None = CONV) -> Uploader:  # type: ignore[no-untyped-def]
-    return Uploader(broker, params or EncodingParameters(), lease_secret=LEASE, convergence_secret=conv)
+def uploader(
+    broker, params: EncodingParameters | None = None, conv: bytes | None = CONV
+) -> Uploader:  # type: ignore[no-untyped-def]
+    return Uploader(
+        broker, params or EncodingParameters(), lease_secret=LEASE, convergence_secret=conv
+    )
 
 
 @pytest.mark.parametrize("size", [0, 55, 56, 1000, 4096, 1048577, 3 * 1048576 + 5])
 async def test_round_trip_sizes(size: int) -> None:
-    broker, servers = local_grid(10)
+    broker, _ = local_grid(10)
     data = os.urandom(size)
     result = await uploader(broker).upload_bytes(data)
     assert isinstance(result.cap, LiteralCap if size <= 55 else CHKReadCap)
@@ -44,7 +48,7 @@ async def test_same_cap_as_tahoe_for_case_a() -> None:
 
 
 async def test_byte_ranges_fetch_only_what_is_needed() -> None:
-    broker, servers = local_grid(10)
+    broker, _ = local_grid(10)
     params = EncodingParameters(max_segment_size=4096)
     data = os.urandom(50_000)
     cap = (await uploader(broker, params).upload_bytes(data)).cap
@@ -129,7 +133,7 @@ async def test_server_dying_mid_upload_is_tolerated_or_fails_clearly() -> None:
 
 
 async def test_second_upload_finds_existing_shares() -> None:
-    broker, servers = local_grid(10)
+    broker, _ = local_grid(10)
     data = os.urandom(10_000)
     first = await uploader(broker).upload_bytes(data)
     second = await uploader(broker).upload_bytes(data)

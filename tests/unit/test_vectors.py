@@ -70,7 +70,7 @@ def encode_case(name: str) -> tuple[CHKReadCap, dict[int, bytes]]:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_shares_are_byte_identical_to_tahoe(name: str) -> None:
-    cap, shares = encode_case(name)
+    _, shares = encode_case(name)
     files = sorted(VECTORS.glob(f"{name}.share*"))
     assert files, f"no vector files for {name}"
     for path in files:

@@ -133,7 +133,9 @@ class DiskBackend:
         os.close(fd)
         return length
 
-    def read_share(self, storage_index: bytes, share_number: int, offset: int, length: int) -> bytes:
+    def read_share(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes:
         fd, total, _ = self._open(storage_index, share_number)
         try:
             length = max(0, min(length, total - offset))

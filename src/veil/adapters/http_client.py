@@ -9,13 +9,14 @@ mismatches become ``ServerUnavailable``; answers outside the protocol become
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import Mapping
 
 import aiohttp
 
+from veil.adapters.network import NetworkProvider, TcpProvider
+from veil.adapters.tls import SpkiPin
 from veil.errors import (
     BadRequest,
     Conflict,
@@ -27,8 +28,6 @@ from veil.errors import (
     StorageError,
     Unauthorized,
 )
-from veil.adapters.network import NetworkProvider, TcpProvider
-from veil.adapters.tls import SpkiPin
 from veil.formats import base32, wire
 from veil.formats.nurl import NURL
 from veil.services.interfaces import AllocateResult, VersionInfo, WriteResult
@@ -74,9 +73,7 @@ class HttpStorageClient:
         host = f"[{nurl.host}]" if ":" in nurl.host else nurl.host
         self._base = f"https://{host}:{nurl.port}/storage/v1"
         self._auth = "Tahoe-LAFS " + base64.b64encode(nurl.swissnum.encode()).decode()
-        self._timeout = aiohttp.ClientTimeout(
-            total=request_timeout, sock_connect=connect_timeout
-        )
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -128,7 +125,7 @@ class HttpStorageClient:
             raise ServerUnavailable(
                 f"{self._name()} presented the wrong TLS certificate (pin mismatch)"
             ) from None
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ServerUnavailable(
                 f"{self._name()} at {self.nurl.host}:{self.nurl.port} is unreachable "
                 f"({type(exc).__name__})"

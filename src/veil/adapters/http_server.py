@@ -217,7 +217,9 @@ class StorageHTTPApp:
 
     async def corrupt(self, request: web.Request) -> web.Response:
         reason = wire.decode_corrupt_request(await _body(request, wire.MAX_CORRUPT_BODY))
-        self.service.advise_corrupt_share(self._si(request), int(request.match_info["shnum"]), reason)
+        self.service.advise_corrupt_share(
+            self._si(request), int(request.match_info["shnum"]), reason
+        )
         return web.Response(status=200)
 
     async def lease(self, request: web.Request) -> web.Response:
@@ -254,7 +256,8 @@ async def start_storage_http(
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     await asyncio.sleep(0)
     return RunningServer(runner, bound)

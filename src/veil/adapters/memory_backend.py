@@ -45,7 +45,9 @@ class MemoryBackend:
     def share_length(self, storage_index: bytes, share_number: int) -> int:
         return len(self.shares[(storage_index, share_number)][0])
 
-    def read_share(self, storage_index: bytes, share_number: int, offset: int, length: int) -> bytes:
+    def read_share(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes:
         return self.shares[(storage_index, share_number)][0][offset : offset + length]
 
     def uses_hashed_leases(self, storage_index: bytes, share_number: int) -> bool:

@@ -54,7 +54,7 @@ def create_identity(key_path: Path, cert_path: Path) -> None:
     """Write a new ECDSA P-256 key (0600) and a self-signed certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "newpb_thingy")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -35,7 +35,10 @@ def load_library() -> ctypes.CDLL | None:
         try:
             lib = ctypes.CDLL(name)
             lib.ec_init_tables.argtypes = [
-                ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_char_p,
             ]
             lib.ec_init_tables.restype = None
             lib.ec_encode_data.argtypes = [
@@ -112,7 +115,7 @@ class IsalCodec:
             raise ValueError("pieces must have equal lengths")
         inputs = [p if isinstance(p, bytes) else bytes(p) for p in pieces]
         checks = self._multiply(self._enc_tables, self.n - self.k, inputs, size)
-        return [*pieces, *checks]
+        return [*pieces, *(memoryview(c) for c in checks)]
 
     def encode_segment(self, segment: bytes | memoryview) -> list[bytes | memoryview]:
         size = len(segment) // self.k

@@ -127,7 +127,9 @@ class SegmentDecoder:
     def __init__(self, readkey: bytes | None, validator: ShareValidator, codec: SegmentCodec):
         self._readkey = readkey
         self._geometry = validator.geometry
-        self._leaves = validator.crypttext_tree[next_power_of_two(self._geometry.num_segments) - 1 :]
+        self._leaves = validator.crypttext_tree[
+            next_power_of_two(self._geometry.num_segments) - 1 :
+        ]
         self._codec = codec
 
     def crypttext(self, segnum: int, blocks: Sequence[bytes], shnums: Sequence[int]) -> bytes:

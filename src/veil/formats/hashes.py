@@ -117,7 +117,9 @@ def bucket_cancel_secret(file_cancel: bytes, lease_seed: bytes) -> bytes:
     return tagged_pair_hash(BUCKET_CANCEL_TAG, file_cancel, lease_seed)
 
 
-def lease_secrets_for(lease_secret: bytes, storage_index: bytes, lease_seed: bytes) -> tuple[bytes, bytes]:
+def lease_secrets_for(
+    lease_secret: bytes, storage_index: bytes, lease_seed: bytes
+) -> tuple[bytes, bytes]:
     """The (renew, cancel) secrets a client sends one server for one file."""
     renew = bucket_renewal_secret(
         file_renewal_secret(client_renewal_secret(lease_secret), storage_index), lease_seed

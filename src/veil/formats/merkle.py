@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from veil.errors import IntegrityError
-from veil.formats.hashes import MERKLE_EMPTY_LEAF_TAG, MERKLE_INTERNAL_TAG
-from veil.formats.hashes import tagged_hash, tagged_pair_hash
+from veil.formats.hashes import (
+    MERKLE_EMPTY_LEAF_TAG,
+    MERKLE_INTERNAL_TAG,
+    tagged_hash,
+    tagged_pair_hash,
+)
 from veil.formats.params import next_power_of_two
 
 

@@ -45,5 +45,3 @@ class WriteResult:
     @property
     def complete(self) -> bool:
         return not self.required
-
-

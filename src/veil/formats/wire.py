@@ -136,8 +136,11 @@ def decode_write_result(data: bytes) -> WriteResult:
     for r in req:
         if not isinstance(r, dict):
             raise RemoteError("bad range in write answer")
-        out.append(ByteRange(_uint(r.get("begin"), "begin", RemoteError),
-                             _uint(r.get("end"), "end", RemoteError)))
+        out.append(
+            ByteRange(
+                _uint(r.get("begin"), "begin", RemoteError), _uint(r.get("end"), "end", RemoteError)
+            )
+        )
     return WriteResult(tuple(out))
 
 

@@ -198,8 +198,11 @@ class Downloader:
                 results = await asyncio.gather(
                     *(s.block(segnum) for s in active), return_exceptions=True
                 )
-                bad = [(s, r) for s, r in zip(active, results, strict=True)
-                       if isinstance(r, BaseException)]
+                bad = [
+                    (s, r)
+                    for s, r in zip(active, results, strict=True)
+                    if isinstance(r, BaseException)
+                ]
                 for s, r in bad:
                     if not isinstance(r, VeilError | TimeoutError):
                         raise r

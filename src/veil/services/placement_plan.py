@@ -83,7 +83,7 @@ class PlacementPlan:
         """A write failed: drop every share of that server, then re-check happiness."""
         server = self.buckets[shnum].server
         self.failures.append(f"{server.server_id[:12]}: {error}")
-        for sh, b in self.buckets.items():
+        for b in self.buckets.values():
             if b.server is server and b.live:
                 b.live = False
         await self._abort([(sh, b) for sh, b in self.buckets.items() if b.server is server])
@@ -146,19 +146,25 @@ async def plan_placement(
             readonly.append(server)
     by_id = {s.server_id: s for s in candidates}
     for _ in range(MAX_ROUNDS):
-        placement = place_shares(
-            [s.server_id for s in writable], [s.server_id for s in readonly], params.total, held
-        ) if writable or readonly else {}
+        placement = (
+            place_shares(
+                [s.server_id for s in writable], [s.server_id for s in readonly], params.total, held
+            )
+            if writable or readonly
+            else {}
+        )
         wanted: dict[str, set[int]] = {}
         for sh, sid in placement.items():
-            if sid not in {s.server_id for s in readonly} and sh not in held.get(sid, set()):
-                if sh not in plan.buckets:
-                    wanted.setdefault(sid, set()).add(sh)
+            ro_ids = {s.server_id for s in readonly}
+            if sid not in ro_ids and sh not in held.get(sid, set()) and sh not in plan.buckets:
+                wanted.setdefault(sid, set()).add(sh)
         if not wanted:
             break
         results = await asyncio.gather(
-            *(_allocate(by_id[sid], storage_index, shs, allocated_size, secrets)
-              for sid, shs in wanted.items())
+            *(
+                _allocate(by_id[sid], storage_index, shs, allocated_size, secrets)
+                for sid, shs in wanted.items()
+            )
         )
         changed = False
         for (sid, shs), result in zip(wanted.items(), results, strict=True):

@@ -225,7 +225,9 @@ class StorageServer:
             storage_index, share_number, offset, min(length, total - offset)
         )
 
-    def advise_corrupt_share(self, storage_index: StorageIndex, share_number: int, reason: str) -> None:
+    def advise_corrupt_share(
+        self, storage_index: StorageIndex, share_number: int, reason: str
+    ) -> None:
         if not reason:
             raise BadRequest("a corruption report needs a reason")
         self.share_length(storage_index, share_number)  # 404 when unknown
@@ -262,5 +264,7 @@ class StorageServer:
                     break
             else:
                 hashed = self.backend.uses_hashed_leases(storage_index, shnum)
-                leases.append(Lease.create(owner, renew_secret, cancel_secret, expiry, hashed=hashed))
+                leases.append(
+                    Lease.create(owner, renew_secret, cancel_secret, expiry, hashed=hashed)
+                )
                 self.backend.set_leases(storage_index, shnum, leases)

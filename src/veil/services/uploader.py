@@ -123,9 +123,7 @@ class Uploader:
         if self.convergence_secret is None:
             readkey = os.urandom(16)
         else:
-            readkey = await asyncio.to_thread(
-                convergent_key, f, size, p, self.convergence_secret
-            )
+            readkey = await asyncio.to_thread(convergent_key, f, size, p, self.convergence_secret)
         geometry = FileGeometry.for_upload(size, p.needed, p.total, p.max_segment_size)
         codec = make_codec(p.needed, p.total, backend=self.codec_backend)
         encoder = ImmutableEncoder(readkey, geometry, codec)
@@ -134,9 +132,7 @@ class Uploader:
         def secrets(lease_seed: bytes) -> tuple[bytes, bytes]:
             return lease_secrets_for(self.lease_secret, si, lease_seed)
 
-        plan = await plan_placement(
-            self.broker, si, p, encoder.allocated_size, secrets=secrets
-        )
+        plan = await plan_placement(self.broker, si, p, encoder.allocated_size, secrets=secrets)
         try:
             done, pushed = await self._push(f, encoder, plan)
         except BaseException:

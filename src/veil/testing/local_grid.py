@@ -16,7 +16,9 @@ from veil.services.broker import StorageBroker
 from veil.services.storage_server import StorageServer
 
 
-def local_grid(count: int, root: Path | None = None) -> tuple[StorageBroker, list[LocalStorageClient]]:
+def local_grid(
+    count: int, root: Path | None = None
+) -> tuple[StorageBroker, list[LocalStorageClient]]:
     clients = []
     for i in range(count):
         backend = DiskBackend(root / f"s{i}") if root else MemoryBackend()
