@@ -56,9 +56,15 @@ class DownloadStats:
 class _ShareSet:
     """The k shares in use, and the candidates to replace them with."""
 
-    def __init__(self, cap: CHKReadCap, candidates: list[tuple[StorageClient, int]]) -> None:
+    def __init__(
+        self,
+        cap: CHKReadCap,
+        candidates: list[tuple[StorageClient, int]],
+        pending: list[asyncio.Task[None]],
+    ) -> None:
         self.cap = cap
-        self.candidates = candidates
+        self.candidates = candidates  # grows while ``pending`` servers answer
+        self.pending = pending
         self.active: list[_Share] = []
         self.stats = DownloadStats()
         self._lock = asyncio.Lock()
@@ -70,6 +76,10 @@ class _ShareSet:
             while len(self.active) < k:
                 used = {s.shnum for s in self.active}
                 picks = _pick(self.candidates, used, k - len(self.active))
+                waiting = [t for t in self.pending if not t.done()]
+                if not picks and waiting:
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 if not picks:
                     raise NotEnoughSharesError(
                         f"found only {len(self.active)} good shares of the "
@@ -173,7 +183,7 @@ class Downloader:
         if offset >= end:
             return
         found, stragglers = await self._locate(cap)
-        shares = _ShareSet(cap, found)
+        shares = _ShareSet(cap, found, stragglers)
         self.last_stats = shares.stats
         try:
             async for chunk in self._stream_segments(cap, shares, offset, end):
