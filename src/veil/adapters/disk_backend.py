@@ -48,7 +48,7 @@ class DiskIncomingShare:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.pwrite(self._fd, new_header(allocated_size).pack(), 0)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data)
         pos = HEADER_SIZE + offset
         while view:

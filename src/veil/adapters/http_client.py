@@ -107,7 +107,7 @@ class HttpStorageClient:
         method: str,
         path: str,
         *,
-        body: bytes | None = None,
+        body: bytes | memoryview | None = None,
         headers: list[tuple[str, str]] | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> tuple[int, Mapping[str, str], bytes]:
@@ -176,7 +176,7 @@ class HttpStorageClient:
         storage_index: bytes,
         share_number: int,
         offset: int,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         upload_secret: bytes,
     ) -> WriteResult:

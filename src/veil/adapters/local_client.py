@@ -82,7 +82,7 @@ class LocalStorageClient:
         storage_index: bytes,
         share_number: int,
         offset: int,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         upload_secret: bytes,
     ) -> WriteResult:

@@ -15,7 +15,7 @@ class MemoryIncomingShare:
         self._key = key
         self._data = bytearray(size)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         self._data[offset : offset + len(data)] = data
 
     def read(self, offset: int, length: int) -> bytes:

@@ -21,7 +21,7 @@ from veil.formats.decoder import FIRST_READ_SIZE, SegmentDecoder, ShareValidator
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
 
-READ_AHEAD = 2  # segments fetched ahead of the one being returned
+READ_AHEAD = 4  # segments fetched ahead of the one being returned
 LIST_TIMEOUT = 15.0
 LOCATE_GRACE = 0.05  # seconds to wait for more answers once k shares are known
 READ_TIMEOUT = 60.0

@@ -65,7 +65,7 @@ class StorageService(Protocol):
         storage_index: StorageIndex,
         share_number: ShareNumber,
         offset: int,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         upload_secret: bytes,
     ) -> WriteResult: ...
@@ -132,7 +132,7 @@ class StorageClient(Protocol):
         storage_index: StorageIndex,
         share_number: ShareNumber,
         offset: int,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         upload_secret: bytes,
     ) -> WriteResult: ...

@@ -73,7 +73,7 @@ class PlacementPlan:
                 + (f"; failures: {'; '.join(self.failures[:3])}" if self.failures else ""),
             )
 
-    async def write(self, shnum: int, offset: int, data: bytes) -> WriteResult:
+    async def write(self, shnum: int, offset: int, data: bytes | memoryview) -> WriteResult:
         b = self.buckets[shnum]
         return await b.server.write_share_chunk(
             self.storage_index, shnum, offset, data, upload_secret=b.upload_secret

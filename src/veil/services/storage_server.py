@@ -163,7 +163,7 @@ class StorageServer:
         storage_index: StorageIndex,
         share_number: int,
         offset: int,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         upload_secret: bytes,
     ) -> WriteResult:

@@ -30,7 +30,8 @@ from veil.services.broker import StorageBroker
 from veil.services.placement_plan import PlacementPlan, plan_placement
 
 READ_CHUNK = 1024 * 1024
-WRITE_BATCH = 1024 * 1024  # bytes buffered per share before a PATCH
+WRITE_BATCH = 256 * 1024  # bytes buffered per share before a PATCH
+WRITES_IN_FLIGHT = 1  # batches of PATCH requests outstanding (memory stays bounded)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class _ShareWriter:
     async def flush(self, *, final: bool = False) -> int:
         if not self.buffered:
             return 0
-        data = b"".join(self.buffer)
+        data = self.buffer[0] if len(self.buffer) == 1 else b"".join(self.buffer)
         offset = self.offset
         self.buffer, self.buffered = [], 0
         self.offset += len(data)
@@ -164,19 +165,22 @@ class Uploader:
             sizes = await asyncio.gather(*flushes)
             return sum(sizes)
 
-        pending: asyncio.Task[int] | None = None
+        pending: list[asyncio.Task[int]] = []
+        next_segment = asyncio.ensure_future(asyncio.to_thread(encode, 0))
         for segnum in range(g.num_segments):
-            segment = await asyncio.to_thread(encode, segnum)
+            segment = await next_segment
+            if segnum + 1 < g.num_segments:
+                next_segment = asyncio.ensure_future(asyncio.to_thread(encode, segnum + 1))
             for shnum, w in writers.items():
                 if plan.is_live(shnum):
                     w.add(segment.blocks[shnum])
-            if pending is not None:
-                pushed += await pending
-            pending = asyncio.ensure_future(write_batch(final=False))
+            while len(pending) >= WRITES_IN_FLIGHT:
+                pushed += await pending.pop(0)
+            pending.append(asyncio.ensure_future(write_batch(final=False)))
             if self.progress:
                 self.progress(g.segment_length(segnum))
-        if pending is not None:
-            pushed += await pending
+        for task in pending:
+            pushed += await task
         done = encoder.finish()
         for shnum, w in writers.items():
             w.add(done.trailers[shnum])

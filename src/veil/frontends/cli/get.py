@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from veil.adapters.client import open_client
 from veil.errors import UsageError
 from veil.formats.caps import parse_read_cap
+from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
 
@@ -54,4 +54,4 @@ async def _get(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_get(args))
+    return runtime.run(_get(args))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from veil.adapters.client import open_client
+from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
 SPOOL_IN_MEMORY = 64 * 1024 * 1024
@@ -62,4 +62,4 @@ async def _put(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_put(args))
+    return runtime.run(_put(args))

@@ -17,6 +17,7 @@ from pathlib import Path
 from veil import __version__
 from veil.adapters.storage_node import StorageNode
 from veil.errors import ConfigError
+from veil.frontends import runtime
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,4 +48,4 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.directory or args.node_directory)
     if not (path / "tahoe.cfg").exists():
         raise ConfigError(f"{path} is not a node directory", hint="veil create-node DIR")
-    return asyncio.run(_serve(path))
+    return runtime.run(_serve(path))
