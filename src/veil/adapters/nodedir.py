@@ -23,15 +23,14 @@ import configparser
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING, Any
 
 from veil.errors import ConfigError
 from veil.formats import base32
 from veil.formats.params import EncodingParameters
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def _write_private(path: Path, data: str) -> None:
@@ -98,6 +97,9 @@ class NodeDirectory:
         """Make a new node directory with fresh secrets; refuse to overwrite one."""
         if (path / "tahoe.cfg").exists():
             raise ConfigError(f"{path} already holds a node; refusing to overwrite it")
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         p = params or EncodingParameters()
         (path / "private").mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(path / "private", 0o700)
@@ -193,6 +195,8 @@ class NodeDirectory:
         return (self.private / "storage.swissnum").read_text().strip()
 
     def node_key(self) -> Ed25519PrivateKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         text = (self.private / "node.privkey").read_text().strip()
         return Ed25519PrivateKey.from_private_bytes(base32.a2b(text.removeprefix("priv-v0-")))
 
@@ -204,6 +208,8 @@ class NodeDirectory:
 
     def servers(self) -> dict[str, dict[str, Any]]:
         """``private/servers.yaml`` as {server id: announcement dict}."""
+        import yaml
+
         path = self.private / "servers.yaml"
         if not path.exists():
             return {}
@@ -223,5 +229,7 @@ class NodeDirectory:
         return out
 
     def write_servers(self, servers: dict[str, dict[str, Any]]) -> None:
+        import yaml
+
         doc = {"storage": {sid: {"ann": ann} for sid, ann in servers.items()}}
         _write_private(self.private / "servers.yaml", yaml.safe_dump(doc, sort_keys=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -13,5 +12,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:
+        import asyncio
+
         return asyncio.run(coro)
     return uvloop.run(coro)

@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from veil.adapters.client import open_client
 from veil.errors import UsageError
 from veil.formats.caps import parse_read_cap
 from veil.frontends import runtime
@@ -24,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def _get(args: argparse.Namespace) -> int:
+    from veil.adapters.client import open_client
+
     cap = parse_read_cap(args.cap)
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise UsageError("--offset and --length must not be negative")

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from veil.adapters.nodedir import NodeDirectory
 from veil.errors import ConfigError, UsageError
 from veil.formats.params import EncodingParameters
@@ -105,6 +103,8 @@ def wait_announced(nodes: list[Path], timeout: float = START_TIMEOUT) -> dict[st
         for node in list(pending):
             ann_file = node / "announcement.yaml"
             if ann_file.exists():
+                import yaml
+
                 doc = yaml.safe_load(ann_file.read_text())
                 found[doc["server_id"]] = doc["ann"]
                 pending.remove(node)

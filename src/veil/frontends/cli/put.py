@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from veil.adapters.client import open_client
 from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
@@ -36,6 +35,8 @@ def _spool_stdin() -> tuple[BinaryIO, int]:
 
 
 async def _put(args: argparse.Namespace) -> int:
+    from veil.adapters.client import open_client
+
     if args.file == "-":
         f, size = _spool_stdin()
     else:

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from veil import __version__
-from veil.adapters.storage_node import StorageNode
 from veil.errors import ConfigError
 from veil.frontends import runtime
 
@@ -27,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def _serve(path: Path) -> int:
+    from veil.adapters.storage_node import StorageNode
+
     log = logging.getLogger("veil")
     node = StorageNode(path)
     await node.start()
