@@ -77,15 +77,18 @@ class DiskIncomingShare:
 class DiskBackend:
     """A ``Backend`` over a Tahoe-compatible storage directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, discard_incoming: bool = True) -> None:
+        """``discard_incoming=False`` only inspects: use it on a directory another
+        server (e.g. a running Tahoe) owns."""
         self.root = root
         self.shares = root / "shares"
         self.incoming = self.shares / "incoming"
         self.advisories = root / "corruption-advisories"
         self.shares.mkdir(parents=True, exist_ok=True)
-        # Uploads that were in progress when the server stopped can never complete.
-        shutil.rmtree(self.incoming, ignore_errors=True)
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        if discard_incoming:
+            # Uploads that were in progress when the server stopped can never complete.
+            shutil.rmtree(self.incoming, ignore_errors=True)
+            self.incoming.mkdir(parents=True, exist_ok=True)
 
     def share_dir(self, si: bytes) -> Path:
         s = base32.b2a(si)

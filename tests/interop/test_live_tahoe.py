@@ -1,0 +1,271 @@
+"""Live interoperability with the real Tahoe-LAFS 1.20, both directions, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from veil.adapters.client import open_client
+from veil.adapters.nodedir import NodeDirectory
+from veil.formats.caps import CHKReadCap, parse_read_cap
+
+from .tahoe_harness import TahoeNode, storage_announcement, tahoe_executable
+
+pytestmark = pytest.mark.integration
+
+SIZES = [0, 1, 55, 56, 4096, 1048577, 3 * 1048576]
+VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
+ZERO = b"\x00" * 32
+
+
+@pytest.fixture(scope="module")
+def tahoe() -> str:
+    return tahoe_executable()
+
+
+@pytest.fixture(scope="module")
+def tahoe_nodes(tahoe: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[TahoeNode]]:
+    root = tmp_path_factory.mktemp("tahoe-servers")
+    nodes = [TahoeNode.create_storage(tahoe, root / f"ts{i}") for i in range(3)]
+    try:
+        for n in nodes:
+            n.start()
+        for n in nodes:
+            n.wait_ready()
+        yield nodes
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+@pytest.fixture(scope="module")
+def tahoe_servers(tahoe_nodes: list[TahoeNode]) -> dict[str, dict[str, Any]]:
+    return dict(storage_announcement(n) for n in tahoe_nodes)
+
+
+@pytest.fixture(scope="module")
+def veil_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("veil-grid") / "g"
+    r = subprocess.run(
+        [
+            *VEIL,
+            "grid",
+            "start",
+            str(root),
+            "--servers",
+            "3",
+            "--shares-needed",
+            "2",
+            "--shares-happy",
+            "3",
+            "--shares-total",
+            "3",
+        ],
+        capture_output=True,
+    )
+    assert r.returncode == 0, r.stderr
+    (root / "client" / "private" / "convergence").write_text("a" * 52 + "\n")
+    yield root
+    subprocess.run([*VEIL, "grid", "stop", str(root)], capture_output=True)
+
+
+def veil_servers(grid: Path) -> dict[str, dict[str, Any]]:
+    doc = yaml.safe_load((grid / "client" / "private" / "servers.yaml").read_text())
+    return {sid: e["ann"] for sid, e in doc["storage"].items()}
+
+
+@pytest.fixture(scope="module")
+def tahoe_client_on_veil(
+    tahoe: str, veil_grid: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TahoeNode]:
+    node = TahoeNode.create_client(
+        tahoe,
+        tmp_path_factory.mktemp("tc") / "c",
+        needed=2,
+        happy=3,
+        total=3,
+        servers=veil_servers(veil_grid),
+        convergence=ZERO,
+    )
+    node.start()
+    try:
+        node.wait_ready(connected_servers=3)
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def tahoe_client_on_tahoe(
+    tahoe: str, tahoe_servers: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TahoeNode]:
+    node = TahoeNode.create_client(
+        tahoe,
+        tmp_path_factory.mktemp("tc2") / "c",
+        needed=2,
+        happy=3,
+        total=3,
+        servers=tahoe_servers,
+        convergence=ZERO,
+    )
+    node.start()
+    try:
+        node.wait_ready(connected_servers=3)
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def veil_client_on_tahoe(
+    tahoe_servers: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    path = tmp_path_factory.mktemp("vc") / "c"
+    from veil.formats.params import EncodingParameters
+
+    node = NodeDirectory.create(path, storage=False, params=EncodingParameters(2, 3, 3))
+    node.write_servers(tahoe_servers)
+    (path / "private" / "convergence").write_text("a" * 52 + "\n")
+    return path
+
+
+async def veil_put(client_dir: Path, data: bytes) -> str:
+    async with open_client(client_dir) as c:
+        return (await c.uploader().upload_bytes(data)).cap.to_string()
+
+
+async def veil_get(client_dir: Path, cap: str) -> bytes:
+    async with open_client(client_dir) as c:
+        return await c.downloader().download_bytes(parse_read_cap(cap))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tahoe_client_uploads_to_veil_servers_and_veil_reads(
+    tahoe_client_on_veil: TahoeNode, veil_grid: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    cap = tahoe_client_on_veil.put(data)
+    assert asyncio.run(veil_get(veil_grid / "client", cap)) == data
+    # and the same plaintext, secret and parameters give the same cap in veil
+    assert asyncio.run(veil_put(veil_grid / "client", data)) == cap
+
+
+@pytest.mark.parametrize("size", [56, 100_000, 3 * 1048576])
+def test_veil_uploads_to_veil_servers_and_tahoe_reads_and_verifies(
+    tahoe_client_on_veil: TahoeNode, veil_grid: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    cap = asyncio.run(veil_put(veil_grid / "client", data))
+    assert tahoe_client_on_veil.get(cap) == data
+    result = tahoe_client_on_veil.check(cap, verify=True)
+    assert result["results"]["healthy"] is True, result
+
+
+@pytest.mark.parametrize("size", [56, 4096, 1048577, 3 * 1048576])
+def test_veil_uploads_to_tahoe_servers_and_tahoe_reads(
+    veil_client_on_tahoe: Path, tahoe_client_on_tahoe: TahoeNode, size: int
+) -> None:
+    data = os.urandom(size)
+    cap = asyncio.run(veil_put(veil_client_on_tahoe, data))
+    assert tahoe_client_on_tahoe.get(cap) == data
+    assert tahoe_client_on_tahoe.check(cap, verify=True)["results"]["healthy"] is True
+
+
+@pytest.mark.parametrize("size", [56, 1048577])
+def test_veil_reads_what_tahoe_uploaded_to_tahoe_servers(
+    veil_client_on_tahoe: Path, tahoe_client_on_tahoe: TahoeNode, size: int
+) -> None:
+    data = os.urandom(size)
+    cap = tahoe_client_on_tahoe.put(data)
+    assert asyncio.run(veil_get(veil_client_on_tahoe, cap)) == data
+
+
+def _lease_counts(storage_dirs: list[Path], si: bytes) -> list[int]:
+    from veil.adapters.disk_backend import DiskBackend
+
+    counts = []
+    for st in storage_dirs:
+        backend = DiskBackend(st, discard_incoming=False)
+        counts.extend(len(backend.get_leases(si, sh)) for sh in backend.list_shares(si))
+    return counts
+
+
+def _add_lease(node: TahoeNode, cap: str) -> None:
+    req = urllib.request.Request(
+        f"{node.url}/uri/{cap}?t=check&add-lease=true&output=JSON", data=b"", method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        r.read()
+
+
+def test_leases_cross_implementations(
+    veil_client_on_tahoe: Path,
+    tahoe_client_on_tahoe: TahoeNode,
+    tahoe_nodes: list[TahoeNode],
+    tahoe_client_on_veil: TahoeNode,
+    veil_grid: Path,
+) -> None:
+    # veil, holding the same lease secret as the Tahoe client, uploads to Tahoe servers;
+    # the Tahoe client's add-lease then renews that very lease: no second one appears.
+    secret = (tahoe_client_on_tahoe.path / "private" / "secret").read_text()
+    (veil_client_on_tahoe / "private" / "secret").write_text(secret)
+    cap = parse_read_cap(asyncio.run(veil_put(veil_client_on_tahoe, os.urandom(5000))))
+    assert isinstance(cap, CHKReadCap)
+    tahoe_storage = [n.path / "storage" for n in tahoe_nodes]
+    before = _lease_counts(tahoe_storage, cap.storage_index)
+    assert before == [1, 1, 1]
+    _add_lease(tahoe_client_on_tahoe, cap.to_string())
+    assert _lease_counts(tahoe_storage, cap.storage_index) == before
+
+    # A Tahoe client with its own secret adds a second lease to shares on veil servers.
+    vcap = parse_read_cap(asyncio.run(veil_put(veil_grid / "client", os.urandom(5000))))
+    assert isinstance(vcap, CHKReadCap)
+    veil_storage = [n / "storage" for n in sorted(veil_grid.glob("storage-*"))]
+    assert _lease_counts(veil_storage, vcap.storage_index) == [1, 1, 1]
+    _add_lease(tahoe_client_on_veil, vcap.to_string())
+    assert _lease_counts(veil_storage, vcap.storage_index) == [2, 2, 2]
+
+
+def test_mixed_grid_any_three_servers_rebuild(
+    tahoe_servers: dict[str, dict[str, Any]],
+    veil_grid: Path,
+    tahoe: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from itertools import combinations
+
+    from veil.formats.params import EncodingParameters
+
+    mixed = dict(list(tahoe_servers.items())[:2]) | veil_servers(veil_grid)
+    assert len(mixed) == 5
+    root = tmp_path_factory.mktemp("mixed")
+    vdir = root / "veil"
+    NodeDirectory.create(vdir, storage=False, params=EncodingParameters(3, 5, 5)).write_servers(
+        mixed
+    )
+    tnode = TahoeNode.create_client(
+        tahoe, root / "tahoe", needed=3, happy=5, total=5, servers=mixed
+    )
+    tnode.start()
+    try:
+        tnode.wait_ready(connected_servers=5)
+        by_veil = os.urandom(300_000)
+        by_tahoe = os.urandom(300_000)
+        caps = {asyncio.run(veil_put(vdir, by_veil)): by_veil, tnode.put(by_tahoe): by_tahoe}
+        ids = sorted(mixed)
+        for i, subset in enumerate(combinations(ids, 3)):
+            sub = root / f"sub{i}"
+            NodeDirectory.create(sub, storage=False).write_servers({s: mixed[s] for s in subset})
+            for cap, data in caps.items():
+                assert asyncio.run(veil_get(sub, cap)) == data
+    finally:
+        tnode.stop()
