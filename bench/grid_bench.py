@@ -18,19 +18,8 @@ import time
 from pathlib import Path
 
 VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
-
-
-def timed_cli(args: list[str]) -> tuple[float, int, bytes]:
-    """Like run_child, but measures the child's own peak RSS with wait4."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status:
-        raise SystemExit(f"command failed ({status}): {' '.join(args)}")
-    return elapsed, usage.ru_maxrss, out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import timed  # noqa: E402
 
 
 def server_peak_kib(grid: Path) -> int:
@@ -92,11 +81,11 @@ def main() -> None:
                 for i in range(opts.size_mib):
                     f.write(chunk[i:] + chunk[:i])
             size_mb = opts.size_mib * 1048576 / 1e6
-            t, rss_put, out = timed_cli([*VEIL, "-d", str(client), "put", str(big)])
+            t, rss_put, out = timed([*VEIL, "-d", str(client), "put", str(big)])
             cap = out.decode().strip()
             rows.append((f"put {opts.size_mib} MiB (CLI)", f"{size_mb / t:8.1f} MB/s  ({t:.2f} s)"))
             back = Path(tmp) / "back.bin"
-            t, rss_get, _ = timed_cli([*VEIL, "-d", str(client), "get", cap, str(back)])
+            t, rss_get, _ = timed([*VEIL, "-d", str(client), "get", cap, str(back)])
             rows.append((f"get {opts.size_mib} MiB (CLI)", f"{size_mb / t:8.1f} MB/s  ({t:.2f} s)"))
             same = subprocess.run(["cmp", "-s", str(big), str(back)]).returncode == 0
             rows.append(("bytes match", str(same)))
@@ -111,7 +100,7 @@ def main() -> None:
                 srcs.append(p)
             start = time.perf_counter()
             for p in srcs:
-                timed_cli([*VEIL, "-d", str(client), "put", str(p)])
+                timed([*VEIL, "-d", str(client), "put", str(p)])
             t = time.perf_counter() - start
             rows.append(
                 (
@@ -127,7 +116,7 @@ def main() -> None:
                         f"{opts.files / t:8.1f} files/s",
                     )
                 )
-            t, _, _ = timed_cli([*VEIL, "--version"])
+            t, _, _ = timed([*VEIL, "--version"])
             rows.append(("CLI start-up (veil --version)", f"{t * 1000:8.0f} ms"))
             rows.append(("storage server peak RSS", f"{server_peak_kib(grid) / 1024:.0f} MiB"))
         finally:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,46 +84,37 @@ def veil_servers(grid: Path) -> dict[str, dict[str, Any]]:
     return {sid: e["ann"] for sid, e in doc["storage"].items()}
 
 
+@contextmanager
+def running_tahoe_client(
+    tahoe: str, path: Path, servers: dict[str, dict[str, Any]]
+) -> Iterator[TahoeNode]:
+    """A Tahoe client (2-of-3, convergence secret of zeros) using ``servers``."""
+    node = TahoeNode.create_client(
+        tahoe, path, needed=2, happy=3, total=3, servers=servers, convergence=ZERO
+    )
+    node.start()
+    try:
+        node.wait_ready(connected_servers=len(servers))
+        yield node
+    finally:
+        node.stop()
+
+
 @pytest.fixture(scope="module")
 def tahoe_client_on_veil(
     tahoe: str, veil_grid: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TahoeNode]:
-    node = TahoeNode.create_client(
-        tahoe,
-        tmp_path_factory.mktemp("tc") / "c",
-        needed=2,
-        happy=3,
-        total=3,
-        servers=veil_servers(veil_grid),
-        convergence=ZERO,
-    )
-    node.start()
-    try:
-        node.wait_ready(connected_servers=3)
+    path = tmp_path_factory.mktemp("tc") / "c"
+    with running_tahoe_client(tahoe, path, veil_servers(veil_grid)) as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="module")
 def tahoe_client_on_tahoe(
     tahoe: str, tahoe_servers: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TahoeNode]:
-    node = TahoeNode.create_client(
-        tahoe,
-        tmp_path_factory.mktemp("tc2") / "c",
-        needed=2,
-        happy=3,
-        total=3,
-        servers=tahoe_servers,
-        convergence=ZERO,
-    )
-    node.start()
-    try:
-        node.wait_ready(connected_servers=3)
+    with running_tahoe_client(tahoe, tmp_path_factory.mktemp("tc2") / "c", tahoe_servers) as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="module")

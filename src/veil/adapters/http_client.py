@@ -30,6 +30,7 @@ from veil.errors import (
 )
 from veil.formats import base32, wire
 from veil.formats.nurl import NURL
+from veil.formats.storage_types import IdentifiedServer
 from veil.services.interfaces import AllocateResult, VersionInfo, WriteResult
 
 _STATUS_ERRORS: Mapping[int, type[StorageError]] = {
@@ -52,7 +53,7 @@ def _secret_headers(**secrets: bytes) -> list[tuple[str, str]]:
     ]
 
 
-class HttpStorageClient:
+class HttpStorageClient(IdentifiedServer):
     def __init__(
         self,
         nurl: NURL,
@@ -64,10 +65,10 @@ class HttpStorageClient:
         connect_timeout: float = 10.0,
         request_timeout: float = 60.0,
     ) -> None:
+        super().__init__(
+            server_id=server_id, lease_seed=lease_seed, permutation_seed=permutation_seed
+        )
         self.nurl = nurl
-        self._server_id = server_id
-        self._lease_seed = lease_seed
-        self._permutation_seed = permutation_seed
         self._network = network or TcpProvider()
         self._pin = SpkiPin(nurl.spki_hash)
         host = f"[{nurl.host}]" if ":" in nurl.host else nurl.host
@@ -75,18 +76,6 @@ class HttpStorageClient:
         self._auth = "Tahoe-LAFS " + base64.b64encode(nurl.swissnum.encode()).decode()
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def server_id(self) -> str:
-        return self._server_id
-
-    @property
-    def lease_seed(self) -> bytes:
-        return self._lease_seed
-
-    @property
-    def permutation_seed(self) -> bytes:
-        return self._permutation_seed
 
     def _name(self) -> str:
         return f"server {self._server_id[:16]}"

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 
 from veil.errors import ServerUnavailable
+from veil.formats.storage_types import IdentifiedServer
 from veil.services.interfaces import AllocateResult, StorageService, VersionInfo, WriteResult
 
 
-class LocalStorageClient:
+class LocalStorageClient(IdentifiedServer):
     def __init__(
         self,
         service: StorageService,
@@ -23,27 +24,15 @@ class LocalStorageClient:
         lease_seed: bytes,
         permutation_seed: bytes,
     ) -> None:
+        super().__init__(
+            server_id=server_id, lease_seed=lease_seed, permutation_seed=permutation_seed
+        )
         self.service = service
-        self._server_id = server_id
-        self._lease_seed = lease_seed
-        self._permutation_seed = permutation_seed
         self.fail = False
         self.hang = False
         self.calls = 0
         self.writes = 0
         self.die_after_writes: int | None = None
-
-    @property
-    def server_id(self) -> str:
-        return self._server_id
-
-    @property
-    def lease_seed(self) -> bytes:
-        return self._lease_seed
-
-    @property
-    def permutation_seed(self) -> bytes:
-        return self._permutation_seed
 
     async def _gate(self) -> None:
         self.calls += 1

@@ -45,3 +45,27 @@ class WriteResult:
     @property
     def complete(self) -> bool:
         return not self.required
+
+
+class IdentifiedServer:
+    """Base of storage clients: the identity facts every ``StorageClient`` exposes."""
+
+    def __init__(self, *, server_id: str, lease_seed: bytes, permutation_seed: bytes) -> None:
+        self._server_id = server_id
+        self._lease_seed = lease_seed
+        self._permutation_seed = permutation_seed
+
+    @property
+    def server_id(self) -> str:
+        """Stable identifier, e.g. ``v0-<b32 ed25519 key>``."""
+        return self._server_id
+
+    @property
+    def lease_seed(self) -> bytes:
+        """20-byte value lease secrets are bound to (the fURL tubid)."""
+        return self._lease_seed
+
+    @property
+    def permutation_seed(self) -> bytes:
+        """What the server is sorted by on the permuted ring."""
+        return self._permutation_seed

@@ -1,0 +1,273 @@
+"""veil against the real Tahoe-LAFS 1.20, side by side on this machine.
+
+Starts a Tahoe grid and a veil grid of 10 storage servers each (3-of-10, on
+loopback), runs the same workload through each, and prints medians over
+``--runs`` runs with the ratio veil/Tahoe (for times: Tahoe/veil, so >1 means
+veil is faster). Tahoe is measured with its default HTTP storage protocol and
+with Foolscap forced. Not a test; run ``.venv/bin/python bench/compare.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.interop.tahoe_harness import (  # noqa: E402
+    TahoeNode,
+    storage_announcement,
+    tahoe_executable,
+)
+
+VEIL = [str(ROOT / ".venv" / "bin" / "veil")]
+MiB = 1024 * 1024
+TIME = Path("/usr/bin/time")
+
+
+def timed(args: list[str]) -> tuple[float, int, bytes]:
+    """Run a command; (seconds, peak RSS KiB of the command, stdout).
+
+    The peak is read by /usr/bin/time: a child forked from this (large) process
+    would otherwise report this process's memory as its own.
+    """
+    with tempfile.NamedTemporaryFile() as rss, tempfile.TemporaryFile() as err:
+        wrapper = ["/usr/bin/time", "-f", "%M", "-o", rss.name] if TIME.exists() else []
+        start = time.perf_counter()
+        proc = subprocess.run([*wrapper, *args], stdout=subprocess.PIPE, stderr=err)
+        elapsed = time.perf_counter() - start
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"failed: {' '.join(args)}\n{err.read().decode()[-500:]}")
+        text = Path(rss.name).read_text().strip().splitlines()
+    return elapsed, int(text[-1]) if text and text[-1].isdigit() else 0, proc.stdout
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def peak_rss_kib(pids: list[int]) -> int:
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+    return peak
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(
+        self,
+        name: str,
+        veil: float,
+        tahoe: float,
+        foolscap: float | None,
+        unit: str,
+        higher_is_better: bool,
+    ) -> None:
+        ratio = (veil / tahoe) if higher_is_better else (tahoe / veil if veil else float("inf"))
+        fool = "" if foolscap is None else f"{foolscap:.2f}"
+        self.rows.append((name, f"{veil:.2f} {unit}", f"{tahoe:.2f} {unit}", fool, f"{ratio:.1f}x"))
+
+    def print(self) -> None:
+        head = ("row", "veil", "Tahoe (HTTP)", "Tahoe (Foolscap)", "veil advantage")
+        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(5)]
+        for r in [head, *self.rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def median(f: Callable[[], float], runs: int) -> float:
+    return statistics.median(f() for _ in range(runs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sizes-mib", default="1,10,100")
+    ap.add_argument("--small-files", type=int, default=100)
+    opts = ap.parse_args()
+    tahoe = tahoe_executable()
+    table = Table()
+    with tempfile.TemporaryDirectory(prefix="veil-compare-") as tmpdir:
+        tmp = Path(tmpdir)
+        # -- grids -------------------------------------------------------------
+        subprocess.run(
+            [*VEIL, "grid", "start", str(tmp / "veil"), "--servers", "10"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        vclient = str(tmp / "veil" / "client")
+        tnodes = [TahoeNode.create_storage(tahoe, tmp / f"ts{i}") for i in range(10)]
+        clients: list[TahoeNode] = []
+        try:
+            for n in tnodes:
+                n.start()
+            for n in tnodes:
+                n.wait_ready()
+            servers = dict(storage_announcement(n) for n in tnodes)
+            http = TahoeNode.create_client(
+                tahoe, tmp / "tc-http", needed=3, happy=7, total=10, servers=servers
+            )
+            fool = TahoeNode.create_client(
+                tahoe, tmp / "tc-fool", needed=3, happy=7, total=10, servers=servers
+            )
+            cfg = (fool.path / "tahoe.cfg").read_text()
+            (fool.path / "tahoe.cfg").write_text(
+                cfg.replace("[client]\n", "[client]\nforce_foolscap = true\n", 1)
+            )
+            clients = [http, fool]
+            for c in clients:
+                c.start()
+            for c in clients:
+                c.wait_ready(connected_servers=10)
+            veil_pids = [int(p.read_text()) for p in (tmp / "veil").glob("storage-*/veil.pid")]
+            tahoe_pids = [n.proc.pid for n in tnodes if n.proc] + [
+                c.proc.pid for c in clients if c.proc
+            ]
+
+            # -- start-up ------------------------------------------------------
+            table.add(
+                "CLI start-up (--version)",
+                median(lambda: timed([*VEIL, "--version"])[0], 5),
+                median(lambda: timed([tahoe, "--version"])[0], 5),
+                None,
+                "s",
+                False,
+            )
+
+            # -- big files -----------------------------------------------------
+            client_rss = {"veil": 0, "tahoe": 0}
+            for size_mib in [int(s) for s in opts.sizes_mib.split(",")]:
+                size = size_mib * MiB
+
+                def put_get(
+                    kind: str, node: TahoeNode | None = None, size: int = size
+                ) -> tuple[float, float]:
+                    src = tmp / "src.bin"
+                    src.write_bytes(os.urandom(size))
+                    dst = tmp / "dst.bin"
+                    if kind == "veil":
+                        tp, rp, out = timed([*VEIL, "-d", vclient, "put", str(src)])
+                        tg, rg, _ = timed(
+                            [*VEIL, "-d", vclient, "get", out.decode().strip(), str(dst)]
+                        )
+                    else:
+                        assert node is not None
+                        tp, rp, out = timed([tahoe, "-d", str(node.path), "put", str(src)])
+                        tg, rg, _ = timed(
+                            [tahoe, "-d", str(node.path), "get", out.decode().strip(), str(dst)]
+                        )
+                    if dst.read_bytes() != src.read_bytes():
+                        raise SystemExit(f"{kind}: downloaded bytes differ")
+                    key = "veil" if kind == "veil" else "tahoe"
+                    client_rss[key] = max(client_rss[key], rp, rg)
+                    return size / 1e6 / tp, size / 1e6 / tg
+
+                results = {
+                    k: [put_get(k, n) for _ in range(opts.runs)]
+                    for k, n in (("veil", None), ("tahoe", http), ("fool", fool))
+                }
+                for i, what in ((0, "put"), (1, "get")):
+                    med = {k: statistics.median(r[i] for r in v) for k, v in results.items()}
+                    table.add(
+                        f"{what} {size_mib} MiB (CLI)",
+                        med["veil"],
+                        med["tahoe"],
+                        med["fool"],
+                        "MB/s",
+                        True,
+                    )
+
+            # -- small files ---------------------------------------------------
+            n = opts.small_files
+            files = [os.urandom(4096) for _ in range(n)]
+
+            def veil_small() -> float:
+                import asyncio
+
+                from veil.adapters.client import open_client
+
+                async def run() -> float:
+                    start = time.perf_counter()
+                    async with open_client(Path(vclient)) as c:
+                        up = c.uploader()
+                        for data in files:
+                            await up.upload_bytes(os.urandom(8) + data[8:])
+                    return n / (time.perf_counter() - start)
+
+                return asyncio.run(run())
+
+            def tahoe_small(node: TahoeNode) -> float:
+                start = time.perf_counter()
+                for data in files:
+                    node.put(os.urandom(8) + data[8:])
+                return n / (time.perf_counter() - start)
+
+            table.add(
+                f"{n} x 4 KiB put, one by one (veil API / Tahoe web API)",
+                median(veil_small, opts.runs),
+                median(lambda: tahoe_small(http), opts.runs),
+                median(lambda: tahoe_small(fool), opts.runs),
+                "files/s",
+                True,
+            )
+
+            # -- memory and idle CPU -------------------------------------------
+            table.add(
+                "client peak RSS (CLI)",
+                client_rss["veil"] / 1024,
+                client_rss["tahoe"] / 1024,
+                None,
+                "MiB",
+                False,
+            )
+            table.add(
+                "storage server peak RSS",
+                peak_rss_kib(veil_pids) / 1024,
+                peak_rss_kib([p.proc.pid for p in tnodes if p.proc]) / 1024,
+                None,
+                "MiB",
+                False,
+            )
+            hz = os.sysconf("SC_CLK_TCK")
+            a, b = cpu_ticks(veil_pids), cpu_ticks(tahoe_pids)
+            time.sleep(20)
+            veil_idle = (cpu_ticks(veil_pids) - a) / hz / 20 * 100
+            tahoe_idle = (cpu_ticks(tahoe_pids) - b) / hz / 20 * 100
+            print(
+                f"idle grid CPU over 20 s: veil {veil_idle:.2f}% of a core, "
+                f"Tahoe (10 servers + 2 clients) {tahoe_idle:.1f}%"
+            )
+        finally:
+            for c in clients:
+                c.stop()
+            for t in tnodes:
+                t.stop()
+            subprocess.run([*VEIL, "grid", "stop", str(tmp / "veil")], stdout=subprocess.DEVNULL)
+    table.print()
+
+
+if __name__ == "__main__":
+    main()
