@@ -99,6 +99,8 @@ def test_put_get_round_trip_and_json(grid: Path, tmp_path: Path) -> None:
         (["get", "URI:CHK:nonsense"], b"malformed capability"),
         (["get", "hello"], b"not a capability"),
         (["put", "/nonexistent/file"], b"No such file"),
+        (["put", "/"], b"Is a directory"),
+        (["get", "URI:LIT:nbuqu", "/nonexistent-dir/x"], b"does not exist"),
         (
             [
                 "get",

@@ -216,7 +216,10 @@ class NodeDirectory:
         try:
             doc = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
         storage = doc.get("storage") if isinstance(doc, dict) else None
         if not isinstance(storage, dict):
             raise ConfigError(f"{path} must have a top-level 'storage:' mapping")

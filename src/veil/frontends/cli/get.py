@@ -30,6 +30,8 @@ async def _get(args: argparse.Namespace) -> int:
         raise UsageError("--offset and --length must not be negative")
     to_stdout = args.file == "-"
     target = Path(args.file)
+    if not to_stdout and not target.parent.is_dir():
+        raise UsageError(f"cannot write {target}: the directory {target.parent} does not exist")
     partial = target.with_name(target.name + ".part")
     out = sys.stdout.buffer if to_stdout else open(partial, "wb")  # noqa: SIM115
     wanted = cap.size - args.offset if args.length is None else args.length
