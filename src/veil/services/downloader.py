@@ -35,6 +35,7 @@ class _Share:
     prefix: bytes  # the first bytes of the share, kept to serve small blocks from
 
     async def block(self, segnum: int) -> bytes:
+        """The raw block of segment ``segnum``; the caller checks it (``check_block``)."""
         offset, length = self.validator.block_offset(segnum)
         if offset + length <= len(self.prefix):
             data = self.prefix[offset : offset + length]
@@ -43,7 +44,6 @@ class _Share:
             data = await asyncio.wait_for(
                 self.server.read_share_chunk(si, self.shnum, offset, length), READ_TIMEOUT
             )
-        self.validator.check_block(segnum, data)
         return data
 
 
@@ -151,6 +151,19 @@ def _pick(
     return picks
 
 
+def _check_and_decode(
+    decoder: SegmentDecoder, segnum: int, shares: list[_Share], blocks: list[bytes]
+) -> bytes | tuple[_Share, IntegrityError]:
+    """Plaintext of a segment, or the first share whose block is corrupt."""
+    for share, block in zip(shares, blocks, strict=True):
+        try:
+            share.validator.check_block(segnum, block)
+        except IntegrityError as exc:
+            return share, exc
+    crypttext = decoder.crypttext(segnum, blocks, [s.shnum for s in shares])
+    return decoder.plaintext(segnum, crypttext)
+
+
 def _failure_hint(stats: DownloadStats) -> str:
     parts = []
     if stats.corrupt_shares:
@@ -220,10 +233,14 @@ class Downloader:
                 if bad:
                     continue
                 blocks = [r for r in results if isinstance(r, bytes)]
-                crypttext = await asyncio.to_thread(
-                    decoder.crypttext, segnum, blocks, [s.shnum for s in active]
+
+                # Hashing and decoding run off the event loop, which keeps fetching.
+                outcome = await asyncio.to_thread(
+                    _check_and_decode, decoder, segnum, active, blocks
                 )
-                return decoder.plaintext(segnum, crypttext)
+                if isinstance(outcome, bytes):
+                    return outcome
+                await shares.drop(*outcome)
 
         tasks: dict[int, asyncio.Task[bytes]] = {}
         try:

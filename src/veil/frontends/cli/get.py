@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -38,9 +39,14 @@ async def _get(args: argparse.Namespace) -> int:
     progress = Progress(max(0, min(wanted, cap.size - args.offset)), "downloading")
     try:
         async with open_client(Path(args.node_directory)) as client:
+            writing: asyncio.Future[int] | None = None
             async for chunk in client.downloader().stream(cap, args.offset, args.length):
-                out.write(chunk)
+                if writing is not None:
+                    await writing  # one write in flight: memory stays bounded
+                writing = asyncio.ensure_future(asyncio.to_thread(out.write, chunk))
                 progress.advance(len(chunk))
+            if writing is not None:
+                await writing
         out.flush()
     except BaseException:
         if not to_stdout:
