@@ -93,6 +93,7 @@ async def open_client(
     path: Path, *, network: NetworkProvider | None = None
 ) -> AsyncIterator[Client]:
     node = NodeDirectory(path)
+    node.require_network_allowed()
     net = network or TcpProvider()
     broker = StorageBroker(
         [storage_client_for(sid, ann, net) for sid, ann in node.servers().items()]

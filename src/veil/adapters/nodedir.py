@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from veil.errors import ConfigError
-from veil.formats import base32
+from veil.formats import base32, config_schema
 from veil.formats.params import EncodingParameters
 
 if TYPE_CHECKING:
@@ -77,7 +77,29 @@ class NodeDirectory:
         try:
             self.config.read(self.config_path, encoding="utf-8")
         except configparser.Error as exc:
-            raise ConfigError(f"{self.config_path}: {exc}") from None
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{self.config_path} cannot be parsed: {first}") from None
+        sections = {s: dict(self.config[s]) for s in self.config.sections()}
+        problems = config_schema.validate(sections, str(self.config_path))
+        if problems:
+            more = (
+                f"{len(problems) - 1} more problem(s) after this one; " if len(problems) > 1 else ""
+            )
+            raise ConfigError(
+                problems[0], hint=more + "fix tahoe.cfg by hand or with: veil config set"
+            )
+        self.hides_ip = config_schema.hides_ip(sections)
+
+    def require_network_allowed(self) -> None:
+        """Fail closed: with reveal-IP-address = false, nothing may connect until the
+        Tor provider exists."""
+        if self.hides_ip:
+            raise ConfigError(
+                f"{self.config_path} asks never to reveal your IP address "
+                "(reveal-IP-address = false or anonymize = true), and this version of veil "
+                "cannot use Tor yet; refusing to connect rather than reveal it",
+                hint="remove that setting only if revealing your IP address is safe for you",
+            )
 
     @property
     def private(self) -> Path:

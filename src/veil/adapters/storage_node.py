@@ -45,6 +45,7 @@ def announcement(node: NodeDirectory, host: str, port: int) -> dict[str, Any]:
 class StorageNode:
     def __init__(self, path: Path) -> None:
         self.node = NodeDirectory(path)
+        self.node.require_network_allowed()
         self.settings = self.node.storage_settings()
         if not self.settings.enabled:
             raise ConfigError(

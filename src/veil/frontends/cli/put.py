@@ -28,7 +28,11 @@ def _spool_stdin() -> tuple[BinaryIO, int]:
     """Standard input is read once into a spooled temporary file (convergence needs
     two passes); small inputs stay in memory."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+    try:
+        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+    except BaseException:
+        spool.close()
+        raise
     size = spool.tell()
     spool.seek(0)
     return spool, size  # type: ignore[return-value]
@@ -37,17 +41,16 @@ def _spool_stdin() -> tuple[BinaryIO, int]:
 async def _put(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
 
-    if args.file == "-":
-        f, size = _spool_stdin()
-    else:
-        path = Path(args.file)
-        f = open(path, "rb")  # noqa: SIM115
-        size = os.fstat(f.fileno()).st_size
-    with f:
-        progress = Progress(size, "uploading")
-        async with open_client(Path(args.node_directory)) as client:
+    async with open_client(Path(args.node_directory)) as client:  # checks the node first
+        if args.file == "-":
+            f, size = _spool_stdin()
+        else:
+            f = open(Path(args.file), "rb")  # noqa: SIM115
+            size = os.fstat(f.fileno()).st_size
+        with f:
+            progress = Progress(size, "uploading")
             result = await client.uploader(progress=progress.advance).upload_file(f, size)
-        progress.finish()
+            progress.finish()
     cap = result.cap.to_string()
     if args.json:
         out = {
