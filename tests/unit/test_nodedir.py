@@ -29,12 +29,13 @@ def test_create_makes_private_secrets_once(tmp_path: Path) -> None:
 def test_bad_settings_name_file_and_key(tmp_path: Path) -> None:
     node = NodeDirectory.create(tmp_path / "n")
     cfg = node.config_path.read_text().replace("shares.needed = 3", "shares.needed = three")
+    node.config_path.write_text(cfg)
+    with pytest.raises(ConfigError, match=r"tahoe.cfg: \[client\] shares.needed = 'three'"):
+        NodeDirectory(tmp_path / "n")
+    cfg = cfg.replace("shares.needed = three", "shares.needed = 3")
     node.config_path.write_text(cfg.replace("readonly = false", "readonly = maybe"))
-    node = NodeDirectory(tmp_path / "n")
-    with pytest.raises(ConfigError, match=r"tahoe.cfg: \[client\] shares.needed"):
-        node.encoding_parameters()
-    with pytest.raises(ConfigError, match="readonly"):
-        node.storage_settings()
+    with pytest.raises(ConfigError, match="readonly = 'maybe' must be true or false"):
+        NodeDirectory(tmp_path / "n")
     with pytest.raises(ConfigError, match="not a veil node directory"):
         NodeDirectory(tmp_path / "missing")
     with pytest.raises(UsageError):
