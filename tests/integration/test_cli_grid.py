@@ -189,3 +189,28 @@ def test_stopped_server_does_not_block_get(grid: Path) -> None:
         assert time.monotonic() - start < 10
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_status_reports_each_server(grid: Path) -> None:
+    r = veil(*client(grid), "status")
+    assert r.returncode == 0 and b"connected to 6 of 6 storage servers" in r.stdout
+    pid = pids(grid)[5]
+    kill(pid)
+    try:
+        r = veil(*client(grid), "status", "--json")
+        import json
+
+        rows = json.loads(r.stdout)["servers"]
+        down = [row for row in rows if not row["connected"]]
+        assert len(down) == 1 and down[0]["nickname"] == "storage-05"
+        assert down[0]["last_seen"] is not None  # seen by the first status call
+    finally:
+        restart_all(grid)
+
+
+def test_create_client_makes_a_client_only_node(tmp_path: Path) -> None:
+    r = veil("create-client", str(tmp_path / "c"))
+    assert r.returncode == 0
+    assert "enabled = false" in (tmp_path / "c" / "tahoe.cfg").read_text()
+    r = veil("run", str(tmp_path / "c"))
+    assert r.returncode == 1 and b"nothing to run" in r.stderr

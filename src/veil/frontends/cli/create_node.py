@@ -11,7 +11,15 @@ from veil.formats.params import EncodingParameters
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("create-node", help="create a storage and/or client node directory")
+    for name in ("create-node", "create-client"):
+        _add(sub, name)
+
+
+def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
+    client_only = name == "create-client"
+    what = "a client node (no storage)" if client_only else "a storage and client node"
+    p = sub.add_parser(name, help=f"create {what} directory")
+    p.set_defaults(client_only=client_only)
     p.add_argument("directory", nargs="?", help="where to create it (default: -d)")
     p.add_argument("--nickname", default="", help="a name shown to other nodes")
     p.add_argument("--no-storage", action="store_true", help="client only: store no shares")
@@ -29,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     node = NodeDirectory.create(
         path,
         nickname=args.nickname,
-        storage=not args.no_storage,
+        storage=not (args.no_storage or args.client_only),
         port=args.port,
         hostname=args.hostname,
         params=params,
