@@ -63,3 +63,20 @@ def test_sizes() -> None:
     assert parse_size("0", key="k") == 0
     with pytest.raises(ConfigError, match="not a size"):
         parse_size("lots", key="reserved_space")
+
+
+def test_unusable_hints_are_skipped_or_refused() -> None:
+    from veil.adapters.client import storage_client_for
+    from veil.adapters.network import TcpProvider
+
+    spki = "A" * 43
+    onion = f"pb+tor://{spki}@abcdefghijklmnop.onion:443/swiss#v=1"
+    tcp = f"pb://{spki}@127.0.0.1:4000/swiss#v=1"
+    client = storage_client_for(
+        "v0-x", {"anonymous-storage-NURLs": [onion, "junk", tcp]}, TcpProvider()
+    )
+    assert client.nurl.host == "127.0.0.1"
+    with pytest.raises(ConfigError, match="pb\\+tor, which is not yet available"):
+        storage_client_for("v0-x", {"anonymous-storage-NURLs": [onion]}, TcpProvider())
+    with pytest.raises(ConfigError, match="no anonymous-storage-NURLs"):
+        storage_client_for("v0-x", {"anonymous-storage-FURL": "pb://x@tcp:h:1/s"}, TcpProvider())

@@ -57,7 +57,26 @@ def storage_client_for(
             f"server {server_id} announces no anonymous-storage-NURLs",
             hint="veil speaks only Tahoe's HTTP storage protocol, not Foolscap",
         )
-    nurl = parse_nurl(str(nurls[0]))
+    parsed = []
+    for text in nurls:
+        try:
+            parsed.append(parse_nurl(str(text)))
+        except VeilError:
+            continue  # a form this version cannot use: skipped, never guessed
+    usable = [
+        n
+        for n in parsed
+        if n.scheme == network.name or (n.scheme == "pb" and network.name == "tcp")
+    ]
+    usable = [n for n in usable if not n.host.endswith((".onion", ".i2p"))]
+    if not usable:
+        kinds = ", ".join(sorted({n.scheme for n in parsed})) or "none veil can read"
+        raise ConfigError(
+            f"server {server_id} can only be reached through {kinds}, "
+            "which is not yet available in this version of veil",
+            hint="Tor and I2P support are coming; until then use servers with tcp NURLs",
+        )
+    nurl = usable[0]
     furl = ann.get("anonymous-storage-FURL")
     lease_seed = parse_furl(str(furl)).tubid if furl else sha256d(nurl.spki_hash.encode())[:20]
     return HttpStorageClient(

@@ -1,7 +1,7 @@
 """Choosing servers for an upload and keeping track of them while it runs.
 
-``plan_placement`` asks the first 2N servers of the permuted ring what they
-hold and whether they can take the share size, places shares with
+``plan_placement`` asks the first 2N servers of the permuted ring whether they
+can take the share size (cached versions) and what they hold, places shares with
 ``veil.formats.placement`` and allocates buckets, looping while happiness is
 short and something changed (digest §4.3). The resulting ``PlacementPlan``
 knows which server writes which share, drops servers that fail, and aborts
@@ -123,27 +123,31 @@ async def plan_placement(
             "no storage servers are known", hint="check private/servers.yaml or the grid"
         )
     versions = await broker.versions(candidates)
-    listing = await asyncio.gather(
-        *(_list(s, storage_index) for s in candidates), return_exceptions=False
-    )
     writable: list[StorageClient] = []
     readonly: list[StorageClient] = []
-    held: dict[str, set[int]] = {}
-    for server, shares in zip(candidates, listing, strict=True):
+    for server in candidates:
         version = versions[server.server_id]
-        if isinstance(version, VeilError) or isinstance(shares, VeilError):
-            err = version if isinstance(version, VeilError) else shares
-            plan.failures.append(f"{server.server_id[:12]}: {err}")
+        if isinstance(version, VeilError):
+            plan.failures.append(f"{server.server_id[:12]}: {version}")
             broker.forget_version(server.server_id)
+        elif version.maximum_immutable_share_size >= allocated_size:
+            writable.append(server)
+        else:
+            readonly.append(server)
+    # Writable servers say what they already hold in their allocate answer
+    # ("already-have" lists every finished share), which saves a round trip;
+    # read-only servers are asked directly.
+    held: dict[str, set[int]] = {s.server_id: set() for s in writable}
+    listing = await asyncio.gather(*(_list(s, storage_index) for s in readonly))
+    for server, shares in zip(list(readonly), listing, strict=True):
+        if isinstance(shares, VeilError):
+            plan.failures.append(f"{server.server_id[:12]}: {shares}")
+            readonly.remove(server)
             continue
         held[server.server_id] = set(shares)
         for sh in shares:
             if sh < params.total:
                 plan.existing.setdefault(sh, set()).add(server.server_id)
-        if version.maximum_immutable_share_size >= allocated_size:
-            writable.append(server)
-        else:
-            readonly.append(server)
     by_id = {s.server_id: s for s in candidates}
     for _ in range(MAX_ROUNDS):
         placement = (
