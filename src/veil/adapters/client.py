@@ -8,6 +8,8 @@ manager so every connection is closed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,13 +22,14 @@ from veil.adapters.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
 from veil.formats.hashes import sha256d
-from veil.formats.nurl import parse_furl, parse_nurl
+from veil.formats.nurl import NURL, parse_furl, parse_nurl
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
 from veil.services.downloader import Downloader
 from veil.services.uploader import Uploader
 
 V0_PREFIX = "v0-"
+log = logging.getLogger(__name__)
 
 
 def permutation_seed_for(server_id: str, ann: dict[str, Any]) -> bytes:
@@ -93,6 +96,7 @@ class Client:
     node: NodeDirectory
     broker: StorageBroker
     params: EncodingParameters
+    announcements: dict[str, dict[str, Any]]
 
     def uploader(self, *, progress: Callable[[int], None] | None = None) -> Uploader:
         return Uploader(
@@ -107,6 +111,35 @@ class Client:
         return Downloader(self.broker)
 
 
+async def known_servers(node: NodeDirectory) -> dict[str, dict[str, Any]]:
+    """Servers heard from every introducer (or their caches), then the static
+    ``servers.yaml`` entries, which win when both name the same server."""
+    from veil.adapters.introducer import fetch_servers
+
+    merged: dict[str, dict[str, Any]] = {}
+    introducers = node.introducers()
+    heard = await asyncio.gather(
+        *(
+            fetch_servers(introducer_nurl(node, p, t), node.private / f"introducer_{p}_cache.json")
+            for p, t in introducers.items()
+        )
+    )
+    for servers in heard:
+        merged.update(servers)
+    merged.update(node.servers())
+    return merged
+
+
+def introducer_nurl(node: NodeDirectory, petname: str, text: str) -> NURL:
+    try:
+        return parse_nurl(text)
+    except VeilError:
+        raise ConfigError(
+            f"introducer {petname!r} in {node.private / 'introducers.yaml'} is not an HTTPS "
+            "introducer NURL (pb://…#v=1); veil cannot use Foolscap introducers"
+        ) from None
+
+
 @asynccontextmanager
 async def open_client(
     path: Path, *, network: NetworkProvider | None = None
@@ -114,10 +147,18 @@ async def open_client(
     node = NodeDirectory(path)
     node.require_network_allowed()
     net = network or TcpProvider()
-    broker = StorageBroker(
-        [storage_client_for(sid, ann, net) for sid, ann in node.servers().items()]
-    )
+    servers = await known_servers(node)
+    static = node.servers()
+    clients = []
+    for sid, ann in servers.items():
+        try:
+            clients.append(storage_client_for(sid, ann, net))
+        except VeilError:
+            if sid in static:
+                raise  # the user's own servers.yaml: say what is wrong
+            log.warning("ignoring server %s announced without a usable NURL", sid[:16])
+    broker = StorageBroker(clients)
     try:
-        yield Client(node, broker, node.encoding_parameters())
+        yield Client(node, broker, node.encoding_parameters(), servers)
     finally:
         await broker.close()

@@ -253,6 +253,46 @@ class NodeDirectory:
             out[str(server_id)] = ann
         return out
 
+    def introducers(self) -> dict[str, str]:
+        """``private/introducers.yaml`` as {petname: introducer NURL}."""
+        import yaml
+
+        path = self.private / "introducers.yaml"
+        if not path.exists():
+            return {}
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            raise ConfigError(f"{path} is not valid YAML") from None
+        entries = doc.get("introducers") if isinstance(doc, dict) else None
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{path} must have a top-level 'introducers:' mapping")
+        out = {}
+        for petname, entry in entries.items():
+            furl = entry.get("furl") if isinstance(entry, dict) else None
+            if not isinstance(petname, str) or not isinstance(furl, str):
+                raise ConfigError(f"{path}: introducer {petname!r} needs a string 'furl:'")
+            out[petname] = furl
+        return out
+
+    def add_introducer(self, petname: str, nurl: str) -> None:
+        import yaml
+
+        entries = self.introducers()
+        entries[petname] = nurl
+        doc = {"introducers": {p: {"furl": f} for p, f in entries.items()}}
+        _write_private(self.private / "introducers.yaml", yaml.safe_dump(doc))
+
+    def next_seqnum(self) -> int:
+        """A new announcement sequence number, kept in ``announcement-seqnum``."""
+        path = self.path / "announcement-seqnum"
+        try:
+            current = int(path.read_text().strip())
+        except (OSError, ValueError):
+            current = 0
+        path.write_text(f"{current + 1}\n")
+        return current + 1
+
     def write_servers(self, servers: dict[str, dict[str, Any]]) -> None:
         import yaml
 

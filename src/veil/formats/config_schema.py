@@ -102,6 +102,11 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         ),
         "expire.enabled": Key(_bool, "false", "lease expiry (accepted, not used yet)", False),
     },
+    "introducer": {
+        "enabled": Key(_bool, "false", "run an introducer in this node ('veil create-introducer')"),
+        "port": Key(_int(0, 65535), "0", "HTTPS port of the introducer (0: any free port)"),
+        "hostname": Key(_text, "127.0.0.1", "address bound and announced in the introducer NURL"),
+    },
     "helper": {"enabled": Key(_bool, "false", "Tahoe upload helper (accepted, not used)", False)},
     "connections": {
         "tcp": Key(_text, "tcp", "how to make TCP connections (tor/i2p: later)", False)

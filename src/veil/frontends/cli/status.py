@@ -36,7 +36,7 @@ async def _status(node_dir: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         last_seen = {}
     async with open_client(node_dir) as client:
-        announcements = client.node.servers()
+        announcements = client.announcements
         servers = client.broker.servers
 
         async def ask(server: Any) -> dict[str, Any]:

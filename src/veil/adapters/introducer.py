@@ -1,0 +1,155 @@
+"""An introducer over HTTPS, and the client side of it.
+
+Tahoe's introducer speaks only Foolscap; veil's speaks HTTPS with the same
+pinning as storage: its address is an NURL (``pb://<spki>@host:port/<swissnum>#v=1``)
+and every request carries the swissnum. Announcements are Tahoe's signed
+triplets (``veil.formats.announcement``), checked on arrival and again by
+every client, which also caches what it heard per introducer so it can start
+without the introducer.
+
+    POST /introducer/v1/announce              body: {"msg", "sig", "key"} (JSON)
+    GET  /introducer/v1/announcements/storage  -> [{"msg", "sig", "key"}, ...]
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from veil.adapters.http_server import RunningServer
+from veil.adapters.tls import SpkiPin
+from veil.errors import FormatError, ServerUnavailable, VeilError
+from veil.formats.announcement import MAX_ANNOUNCEMENT, AnnouncementBook, SignedAnnouncement
+from veil.formats.nurl import NURL
+
+log = logging.getLogger(__name__)
+TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)
+
+
+def _auth(swissnum: str) -> str:
+    return "Tahoe-LAFS " + base64.b64encode(swissnum.encode()).decode()
+
+
+class IntroducerService:
+    """Holds announcements (optionally persisted to ``state``) and serves them."""
+
+    def __init__(self, swissnum: str, state: Path | None = None) -> None:
+        self._auth = _auth(swissnum)
+        self.book = AnnouncementBook()
+        self.state = state
+        if state is not None and state.exists():
+            for doc in json.loads(state.read_text()):
+                try:
+                    self.book.offer(SignedAnnouncement.from_json(doc))
+                except FormatError:
+                    continue
+
+    def _save(self) -> None:
+        if self.state is not None:
+            docs = [s.to_json() for s in self.book.signed()]
+            tmp = self.state.with_suffix(".tmp")
+            tmp.write_text(json.dumps(docs))
+            tmp.replace(self.state)
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_ANNOUNCEMENT + 1024)
+        app.router.add_post("/introducer/v1/announce", self.announce)
+        app.router.add_get("/introducer/v1/announcements/{service}", self.announcements)
+        return app
+
+    def _authorized(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), self._auth.encode())
+
+    async def announce(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401, text="Wrong Authorization header")
+        try:
+            signed = SignedAnnouncement.from_json(json.loads(await request.read()))
+            new = self.book.offer(signed)
+        except (ValueError, FormatError) as exc:
+            log.warning("refused an announcement: %s", exc)
+            return web.Response(status=400, text=str(exc))
+        if new:
+            self._save()
+        return web.Response(status=200, text="accepted" if new else "unchanged")
+
+    async def announcements(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401, text="Wrong Authorization header")
+        docs = [s.to_json() for s in self.book.signed(request.match_info["service"])]
+        return web.json_response(docs)
+
+
+async def start_introducer(
+    service: IntroducerService, *, host: str, port: int, ssl_context: ssl.SSLContext
+) -> RunningServer:
+    runner = web.AppRunner(service.make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    return RunningServer(runner, sockets[0].getsockname()[1] if sockets else port)
+
+
+async def _request(nurl: NURL, method: str, path: str, body: bytes | None = None) -> bytes:
+    url = f"https://{nurl.host}:{nurl.port}/introducer/v1{path}"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            session.request(
+                method,
+                url,
+                data=body,
+                ssl=SpkiPin(nurl.spki_hash),
+                headers={"Authorization": _auth(nurl.swissnum), "Content-Type": "application/json"},
+            ) as resp,
+        ):
+            data = await resp.read()
+            if resp.status != 200:
+                raise ServerUnavailable(
+                    f"introducer {nurl.host}:{nurl.port} answered {resp.status}: {data[:100]!r}"
+                )
+            return data
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise ServerUnavailable(
+            f"introducer {nurl.host}:{nurl.port} is unreachable ({type(exc).__name__})"
+        ) from None
+
+
+async def publish(nurl: NURL, signed: SignedAnnouncement) -> None:
+    await _request(nurl, "POST", "/announce", json.dumps(signed.to_json()).encode())
+
+
+async def fetch_servers(nurl: NURL, cache: Path) -> dict[str, dict[str, Any]]:
+    """Storage announcements from one introducer, verified; falls back to (and
+    refreshes) the cache file, whose entries are verified again on load."""
+    book = AnnouncementBook()
+    if cache.exists():
+        try:
+            for doc in json.loads(cache.read_text()):
+                book.offer(SignedAnnouncement.from_json(doc))
+        except (ValueError, FormatError):
+            log.warning("ignoring a damaged introducer cache %s", cache)
+    try:
+        docs = json.loads(await _request(nurl, "GET", "/announcements/storage"))
+    except (VeilError, ValueError) as exc:
+        log.info("using cached announcements: %s", exc)
+        return book.servers()
+    for doc in docs if isinstance(docs, list) else []:
+        try:
+            book.offer(SignedAnnouncement.from_json(doc))
+        except FormatError as exc:
+            log.warning("dropped an announcement from the introducer: %s", exc)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps([s.to_json() for s in book.signed()]))
+    tmp.replace(cache)
+    return book.servers()

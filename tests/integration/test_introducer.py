@@ -1,0 +1,177 @@
+"""A real grid of processes found through an HTTPS introducer, started through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from veil.formats.announcement import sign
+from veil.formats.nurl import parse_nurl
+
+pytestmark = pytest.mark.integration
+VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
+
+
+def veil(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*VEIL, *args], input=input, capture_output=True, timeout=60)
+
+
+class Grid:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [*VEIL, "run", str(self.root / name)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
+        log.close()
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=15)
+
+    def wait_for(self, path: Path, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{path} did not appear"
+            time.sleep(0.05)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    g = Grid(tmp_path_factory.mktemp("introgrid"))
+    try:
+        assert veil("create-introducer", str(g.root / "intro")).returncode == 0
+        g.start("intro")
+        g.wait_for(g.root / "intro" / "private" / "introducer.furl")
+        nurl = (g.root / "intro" / "private" / "introducer.furl").read_text().strip()
+        for i in range(5):
+            assert veil("create-node", str(g.root / f"s{i}"), "--introducer", nurl).returncode == 0
+            g.start(f"s{i}")
+        for c in ("c1", "c2"):
+            r = veil(
+                "create-client",
+                str(g.root / c),
+                "--introducer",
+                nurl,
+                "--shares-needed",
+                "2",
+                "--shares-happy",
+                "4",
+                "--shares-total",
+                "5",
+            )
+            assert r.returncode == 0
+        for i in range(5):
+            g.wait_for(g.root / f"s{i}" / "announcement.yaml")
+        yield g
+    finally:
+        g.stop_all()
+
+
+def connected(grid: Grid, client: str) -> int:
+    deadline = time.monotonic() + 20
+    while True:
+        r = veil("-d", str(grid.root / client), "status", "--json")
+        rows = json.loads(r.stdout)["servers"] if r.returncode == 0 else []
+        up = sum(1 for row in rows if row["connected"])
+        if up == 5 or time.monotonic() > deadline:
+            return up
+        time.sleep(0.2)
+
+
+def test_servers_appear_and_clients_share_files(grid: Grid) -> None:
+    assert connected(grid, "c1") == 5
+    assert connected(grid, "c2") == 5
+    data = os.urandom(300_000)
+    cap = veil("-d", str(grid.root / "c1"), "put", "-", input=data).stdout.decode().strip()
+    assert cap.startswith("URI:CHK:")
+    assert veil("-d", str(grid.root / "c2"), "get", cap).stdout == data
+
+
+def test_restarted_server_keeps_identity_and_shares(grid: Grid) -> None:
+    data = os.urandom(100_000)
+    cap = veil("-d", str(grid.root / "c1"), "put", "-", input=data).stdout.decode().strip()
+    node_id = (grid.root / "s0" / "node.pubkey").read_text()
+    grid.stop("s0")
+    grid.start("s0")
+    grid.wait_for(grid.root / "s0" / "announcement.yaml")
+    assert (grid.root / "s0" / "node.pubkey").read_text() == node_id
+    for i in (1, 2, 3):  # only s0 and s4 remain: k=2 must come from them
+        grid.stop(f"s{i}")
+    try:
+        r = veil("-d", str(grid.root / "c2"), "get", cap)
+        assert r.returncode == 0 and r.stdout == data, r.stderr
+    finally:
+        for i in (1, 2, 3):
+            grid.start(f"s{i}")
+        for i in (1, 2, 3):
+            grid.wait_for(grid.root / f"s{i}" / "announcement.yaml")
+    assert connected(grid, "c1") == 5
+
+
+def test_killed_introducer_does_not_stop_uploads(grid: Grid) -> None:
+    connected(grid, "c1")  # refreshes c1's cache of announcements
+    grid.stop("intro", signal.SIGKILL)
+    try:
+        data = os.urandom(50_000)
+        r = veil("-d", str(grid.root / "c1"), "put", "-", input=data)
+        assert r.returncode == 0, r.stderr
+        assert veil("-d", str(grid.root / "c1"), "get", r.stdout.decode().strip()).stdout == data
+    finally:
+        grid.start("intro")
+        time.sleep(1)
+
+
+def _post(nurl_text: str, body: bytes) -> int:
+    nurl = parse_nurl(nurl_text)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    import base64
+
+    req = urllib.request.Request(
+        f"https://{nurl.host}:{nurl.port}/introducer/v1/announce",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": "Tahoe-LAFS " + base64.b64encode(nurl.swissnum.encode()).decode()
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_forged_and_replayed_announcements_are_refused(grid: Grid) -> None:
+    nurl = (grid.root / "intro" / "private" / "introducer.furl").read_text().strip()
+    key = Ed25519PrivateKey.generate()
+    good = sign({"service-name": "storage", "seqnum": 5, "nickname": "x"}, key)
+    forged = {**good.to_json(), "msg": good.msg.replace('"x"', '"evil"')}
+    assert _post(nurl, json.dumps(forged).encode()) == 400
+    assert _post(nurl, json.dumps(good.to_json()).encode()) == 200
+    older = sign({"service-name": "storage", "seqnum": 4, "nickname": "x"}, key)
+    assert _post(nurl, json.dumps(older.to_json()).encode()) == 400
+    assert _post(nurl, b"not json") == 400
+    # an accepted announcement without storage NURLs does not break clients
+    assert connected(grid, "c1") == 5
