@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from veil.adapters.nodedir import NodeDirectory
+from veil.errors import UsageError, VeilError
 from veil.formats.params import EncodingParameters
 
 
@@ -31,6 +32,12 @@ def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) ->
     p.add_argument("--no-storage", action="store_true", help="client only: store no shares")
     p.add_argument("--port", type=int, default=0, help="storage listening port (0: any)")
     p.add_argument("--hostname", default="127.0.0.1", help="address announced to clients")
+    p.add_argument("--location", default=None, help="announced address: tcp:HOST:PORT or HOST")
+    p.add_argument("--listen", default="tcp", help="tcp (default), none; tor and i2p come later")
+    p.add_argument("--webport", default=None, help="web gateway port, kept for later use")
+    p.add_argument(
+        "--hide-ip", action="store_true", help="never reveal this node's IP address (needs Tor)"
+    )
     p.add_argument(
         "--introducer", default=None, help="an introducer's NURL (from its private/introducer.furl)"
     )
@@ -40,21 +47,55 @@ def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) ->
     p.set_defaults(func=run)
 
 
+def _location(args: argparse.Namespace) -> tuple[str, int]:
+    """(hostname, port) from --location (Tahoe's tcp:HOST:PORT form, or HOST) and --port."""
+    if args.location is None:
+        return args.hostname, args.port
+    text = args.location.removeprefix("tcp:")
+    if text.startswith(("tor:", "i2p:")) or text.endswith((".onion", ".i2p")):
+        raise UsageError("tor and i2p locations are not yet available in this version of veil")
+    host, _, port = text.partition(":")
+    if not host or (port and not port.isdigit()):
+        raise UsageError(f"--location {args.location!r} must look like tcp:HOST:PORT or HOST")
+    return host, int(port) if port else args.port
+
+
 def run(args: argparse.Namespace) -> int:
+    from veil.formats.nurl import parse_nurl
+
     path = Path(args.directory or args.node_directory)
     params = EncodingParameters(args.shares_needed, args.shares_happy, args.shares_total)
+    if args.listen not in ("tcp", "none"):
+        raise UsageError(
+            f"--listen={args.listen} is not yet available; this version offers tcp or none"
+        )
+    host, port = _location(args)
+    if args.introducer:
+        try:
+            parse_nurl(args.introducer)
+        except VeilError:
+            raise UsageError(
+                f"--introducer {args.introducer[:40]!r} is not an introducer NURL",
+                hint="copy it from the introducer's private/introducer.furl",
+            ) from None
     node = NodeDirectory.create(
         path,
         nickname=args.nickname,
-        storage=not (args.no_storage or args.client_only),
-        port=args.port,
-        hostname=args.hostname,
+        storage=not (args.no_storage or args.client_only or args.listen == "none"),
+        port=port,
+        hostname=host,
         params=params,
     )
+    extra = {}
+    if args.hide_ip:
+        extra["reveal-IP-address"] = "false"
+    if args.webport:
+        extra["web.port"] = args.webport
+    if extra:
+        node.config["node"].update(extra)
+        with open(node.config_path, "w", encoding="utf-8") as f:
+            node.config.write(f)
     if args.introducer:
-        from veil.adapters.client import introducer_nurl
-
-        introducer_nurl(node, "default", args.introducer)  # refuse a malformed one now
         node.add_introducer("default", args.introducer)
     sys.stdout.write(f"created node {node.node_id()} in {path}\n")
     return 0

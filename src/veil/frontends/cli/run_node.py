@@ -49,4 +49,8 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.directory or args.node_directory)
     if not (path / "tahoe.cfg").exists():
         raise ConfigError(f"{path} is not a node directory", hint="veil create-node DIR")
+    (path / "logs").mkdir(exist_ok=True)
+    handler = logging.FileHandler(path / "logs" / "node.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
     return runtime.run(_serve(path))
