@@ -175,3 +175,25 @@ def test_forged_and_replayed_announcements_are_refused(grid: Grid) -> None:
     assert _post(nurl, b"not json") == 400
     # an accepted announcement without storage NURLs does not break clients
     assert connected(grid, "c1") == 5
+
+
+def test_welcome_page_and_status_show_the_same_facts(grid: Grid) -> None:
+    c = grid.root / "c1"
+    assert (
+        veil("-d", str(c), "config", "set", "node.web.port", "tcp:0:interface=127.0.0.1").returncode
+        == 0
+    )
+    grid.start("c1")
+    try:
+        grid.wait_for(c / "node.url")
+        url = (c / "node.url").read_text().strip()
+        with urllib.request.urlopen(url + "?t=json", timeout=20) as r:
+            page = json.load(r)
+        status = json.loads(veil("-d", str(c), "status", "--json").stdout)["servers"]
+        assert {s["nodeid"] for s in page["servers"]} == {s["server_id"] for s in status}
+        assert {s["nodeid"] for s in page["servers"] if s["connection_status"] == "connected"} == {
+            s["server_id"] for s in status if s["connected"]
+        }
+        assert page["introducers"]["statuses"] == ["configured: default"]
+    finally:
+        grid.stop("c1")

@@ -58,14 +58,16 @@ class StorageNode:
         self.node.require_network_allowed()
         self.settings = self.node.storage_settings()
         self.run_introducer = self.node.get_bool("introducer", "enabled", False)
-        if not self.settings.enabled and not self.run_introducer:
+        self.web_port = self.node.get("node", "web.port", "").strip()
+        if not self.settings.enabled and not self.run_introducer and not self.web_port:
             raise ConfigError(
                 f"{path}: [storage] enabled = false, so there is nothing to run",
-                hint="client-only nodes need no 'veil run'; use veil put/get directly",
+                hint="client-only nodes need no 'veil run' unless [node] web.port is set",
             )
         self.server: StorageServer | None = None
         self.http: RunningServer | None = None
         self.introducer: RunningServer | None = None
+        self.web: RunningServer | None = None
         self.nurl = ""
         self._publishers: list[asyncio.Task[None]] = []
 
@@ -85,6 +87,10 @@ class StorageNode:
             await self._start_introducer(key, cert)
         if self.settings.enabled:
             await self._start_storage(key, cert)
+        if self.web_port:
+            from veil.adapters.web_gateway import start_web_gateway
+
+            self.web = await start_web_gateway(self.node.path, self.web_port)
 
     async def _start_introducer(self, key: Path, cert: Path) -> None:
         host = self.node.get("introducer", "hostname", "127.0.0.1")
@@ -175,6 +181,6 @@ class StorageNode:
         for task in self._publishers:
             task.cancel()
         (self.node.path / "announcement.yaml").unlink(missing_ok=True)
-        for running in (self.http, self.introducer):
+        for running in (self.http, self.introducer, self.web):
             if running is not None:
                 await running.stop()

@@ -1,0 +1,73 @@
+"""What a client knows about its storage servers, for ``veil status`` and the web page.
+
+Each call asks every server for its version once, in parallel (nothing polls
+on a timer), and remembers when each was last seen in
+``NODEDIR/server-status.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from veil.adapters.client import Client
+from veil.errors import VeilError
+
+TIMEOUT = 10.0
+
+
+async def server_rows(client: Client) -> list[dict[str, Any]]:
+    memory_file = client.node.path / "server-status.json"
+    try:
+        last_seen: dict[str, float] = json.loads(memory_file.read_text())
+    except (OSError, ValueError):
+        last_seen = {}
+
+    async def ask(server: Any) -> dict[str, Any]:
+        ann = client.announcements.get(server.server_id, {})
+        row: dict[str, Any] = {
+            "server_id": server.server_id,
+            "nickname": ann.get("nickname", ""),
+            "via": "tcp",
+            "address": f"{server.nurl.host}:{server.nurl.port}",
+        }
+        start = time.monotonic()
+        try:
+            v = await asyncio.wait_for(client.broker.version_of(server), TIMEOUT)
+        except (VeilError, TimeoutError) as exc:
+            client.broker.forget_version(server.server_id)
+            row.update(connected=False, error=str(exc) or "timed out")
+        else:
+            last_seen[server.server_id] = time.time()
+            row.update(
+                connected=True,
+                version=v.application_version.decode("utf-8", "replace"),
+                available_space=v.available_space,
+                round_trip_ms=round((time.monotonic() - start) * 1000, 1),
+            )
+        row["last_seen"] = last_seen.get(server.server_id)
+        return row
+
+    rows = list(await asyncio.gather(*(ask(s) for s in client.broker.servers)))
+    memory_file.write_text(json.dumps(last_seen))
+    return rows
+
+
+def welcome_json(rows: list[dict[str, Any]], introducers: dict[str, str]) -> dict[str, Any]:
+    """The same facts in the shape of Tahoe's welcome page (``GET /?t=json``)."""
+    return {
+        "introducers": {"statuses": [f"configured: {name}" for name in sorted(introducers)]},
+        "servers": [
+            {
+                "nodeid": r["server_id"],
+                "connection_status": "connected" if r["connected"] else "disconnected",
+                "available_space": r.get("available_space"),
+                "nickname": r["nickname"],
+                "version": r.get("version"),
+                "last_received_data": r["last_seen"],
+            }
+            for r in rows
+        ],
+    }
