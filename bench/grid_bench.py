@@ -37,6 +37,7 @@ def server_peak_kib(grid: Path) -> int:
 
 async def api_small_files(client_dir: Path, files: list[bytes], concurrency: int) -> float:
     from veil.adapters.client import open_client
+    from veil.formats.caps import parse_read_cap
 
     sem = asyncio.Semaphore(concurrency)
     start = time.perf_counter()
@@ -50,8 +51,6 @@ async def api_small_files(client_dir: Path, files: list[bytes], concurrency: int
         caps = await asyncio.gather(*(one(d) for d in files))
         downloader = client.downloader()
         for cap_text, data in zip(caps[:50], files[:50], strict=True):
-            from veil.formats.caps import parse_read_cap
-
             got = await downloader.download_bytes(parse_read_cap(cap_text))
             if got != data:
                 raise SystemExit("small file came back different")

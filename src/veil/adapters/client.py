@@ -9,6 +9,7 @@ manager so every connection is closed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -45,8 +46,6 @@ def permutation_seed_for(server_id: str, ann: dict[str, Any]) -> bytes:
             return base32.a2b(server_id[len(V0_PREFIX) :])
         except VeilError:
             pass
-    import hashlib
-
     return hashlib.sha256(server_id.encode("utf-8")).digest()
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from veil.codec import make_codec
-from veil.errors import UnhappinessError, UploadError, VeilError
+from veil.errors import UploadError, VeilError
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.encoder import EncodedFile, EncodedSegment, ImmutableEncoder
 from veil.formats.hashes import convergence_hasher, lease_secrets_for, storage_index_from_readkey
@@ -197,4 +197,4 @@ class Uploader:
             return 0
 
 
-__all__ = ["UnhappinessError", "UploadResult", "Uploader", "convergent_key"]
+__all__ = ["UploadResult", "Uploader", "convergent_key"]
