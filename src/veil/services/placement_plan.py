@@ -154,7 +154,7 @@ async def plan_placement(
             place_shares(
                 [s.server_id for s in writable], [s.server_id for s in readonly], params.total, held
             )
-            if writable or readonly
+            if writable
             else {}
         )
         wanted: dict[str, set[int]] = {}
