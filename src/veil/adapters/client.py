@@ -65,11 +65,8 @@ def storage_client_for(
             parsed.append(parse_nurl(str(text)))
         except VeilError:
             continue  # a form this version cannot use: skipped, never guessed
-    usable = [
-        n
-        for n in parsed
-        if n.scheme == network.name or (n.scheme == "pb" and network.name == "tcp")
-    ]
+    wanted = "pb" if network.name == "tcp" else "pb+" + network.name
+    usable = [n for n in parsed if n.scheme == wanted]
     usable = [n for n in usable if not n.host.endswith((".onion", ".i2p"))]
     if not usable:
         kinds = ", ".join(sorted({n.scheme for n in parsed})) or "none veil can read"

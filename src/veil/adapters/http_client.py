@@ -1,10 +1,12 @@
 """A ``StorageClient`` speaking Tahoe's HTTP storage protocol over pinned HTTPS.
 
-One aiohttp session per server (keep-alive pooling), the server's certificate
-pinned by the SPKI hash in its NURL, the swissnum in ``Authorization``, and
-secrets in ``X-Tahoe-Authorization``. Connection failures, timeouts and pin
-mismatches become ``ServerUnavailable``; answers outside the protocol become
-``RemoteError``; refusals become the matching ``StorageError`` (digest §5.6).
+One aiohttp session per server (keep-alive pooling) whose connector comes from
+the ``NetworkProvider`` and pins the server's certificate by the SPKI hash in
+its NURL; the swissnum goes in ``Authorization``, secrets in
+``X-Tahoe-Authorization`` (digest §5.3, §5.6). Connection failures, timeouts
+and pin mismatches become ``ServerUnavailable``; answers outside the protocol
+(bad CBOR, a 200 to a Range read, a wrong Content-Range, too many bytes)
+become ``RemoteError``; refusals become the matching ``StorageError``.
 """
 
 from __future__ import annotations
@@ -27,23 +29,27 @@ from veil.errors import (
     ServerUnavailable,
     StorageError,
     Unauthorized,
+    UsageError,
 )
 from veil.formats import base32, wire
-from veil.formats.nurl import NURL
+from veil.formats.nurl import NURL, TUBID_LENGTH
 from veil.formats.storage_types import IdentifiedServer
 from veil.services.interfaces import AllocateResult, VersionInfo, WriteResult
 
-_STATUS_ERRORS: Mapping[int, type[StorageError]] = {
+STATUS_ERRORS: Mapping[int, type[StorageError]] = {
     400: BadRequest,
     401: Unauthorized,
     404: NotFound,
     405: NotAllowed,
+    406: BadRequest,
     409: Conflict,
     413: BadRequest,
+    415: BadRequest,
     416: BadRequest,
     507: ServerFull,
 }
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\*|\d+)$")
+_CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/(\*|[0-9]{1,19})\Z")
+_ERROR_BODY = 4096  # bytes of an error answer worth reading
 
 
 def _secret_headers(**secrets: bytes) -> list[tuple[str, str]]:
@@ -53,7 +59,14 @@ def _secret_headers(**secrets: bytes) -> list[tuple[str, str]]:
     ]
 
 
+class _Answer:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
 class HttpStorageClient(IdentifiedServer):
+    """One storage server reached through one NURL."""
+
     def __init__(
         self,
         nurl: NURL,
@@ -65,15 +78,15 @@ class HttpStorageClient(IdentifiedServer):
         connect_timeout: float = 10.0,
         request_timeout: float = 60.0,
     ) -> None:
+        if len(lease_seed) != TUBID_LENGTH:
+            raise UsageError(f"a lease seed is {TUBID_LENGTH} bytes (the fURL tubid)")
         super().__init__(
             server_id=server_id, lease_seed=lease_seed, permutation_seed=permutation_seed
         )
         self.nurl = nurl
         self._network = network or TcpProvider()
         self._pin = SpkiPin(nurl.spki_hash)
-        host = f"[{nurl.host}]" if ":" in nurl.host else nurl.host
-        self._base = f"https://{host}:{nurl.port}/storage/v1"
-        self._auth = "Tahoe-LAFS " + base64.b64encode(nurl.swissnum.encode()).decode()
+        self._base = nurl.base_url + "/storage/v1"
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -82,12 +95,22 @@ class HttpStorageClient(IdentifiedServer):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = self._network.connector(host=self.nurl.host, isolation_key=self._server_id)
+            connector = self._network.connector(
+                host=self.nurl.host,
+                port=self.nurl.port,
+                tls=self._pin,
+                isolation_key=self._server_id,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,
-                headers={"Authorization": self._auth, "Accept": wire.CBOR},
+                headers={
+                    "Authorization": self.nurl.authorization,
+                    "Accept": wire.CBOR,
+                    "Accept-Encoding": "identity",
+                },
                 auto_decompress=False,
+                skip_auto_headers=("Content-Type",),
             )
         return self._session
 
@@ -99,43 +122,49 @@ class HttpStorageClient(IdentifiedServer):
         body: bytes | memoryview | None = None,
         headers: list[tuple[str, str]] | None = None,
         ok: tuple[int, ...] = (200,),
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        hdrs = list(headers or [])
-        if body is not None and not any(h[0] == "Content-Range" for h in hdrs):
-            hdrs.append(("Content-Type", wire.CBOR))
+        limit: int = wire.MAX_ANSWER_BODY,
+    ) -> _Answer:
+        """One request; the answer body is read only up to ``limit`` bytes."""
         try:
             async with self._get_session().request(
-                method, self._base + path, data=body, headers=hdrs, ssl=self._pin
+                method, self._base + path, data=body, headers=headers, ssl=self._pin
             ) as resp:
-                data = await resp.read()
                 status = resp.status
-                resp_headers = dict(resp.headers)
+                cap = limit if status in ok else _ERROR_BODY
+                if resp.content_length is not None and resp.content_length > cap:
+                    if status in ok:
+                        raise RemoteError(f"{self._name()} sent a larger answer than allowed")
+                    data = b""
+                else:
+                    data = await resp.content.read(cap + 1)
+                    while len(data) <= cap and (more := await resp.content.read(cap + 1)):
+                        data += more
+                    if len(data) > cap and status in ok:
+                        raise RemoteError(f"{self._name()} sent a larger answer than allowed")
+                answer = _Answer(status, resp.headers, data[:cap])
         except aiohttp.ServerFingerprintMismatch:
             raise ServerUnavailable(
                 f"{self._name()} presented the wrong TLS certificate (pin mismatch)"
             ) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ServerUnavailable(
-                f"{self._name()} at {self.nurl.host}:{self.nurl.port} is unreachable "
-                f"({type(exc).__name__})"
+                f"{self._name()} at {self.nurl.netloc} is unreachable ({type(exc).__name__})"
             ) from None
         if status in ok:
-            return status, resp_headers, data
-        text = data[:200].decode("utf-8", "replace").strip()
-        error = _STATUS_ERRORS.get(status)
+            return answer
+        text = answer.body[:200].decode("utf-8", "replace").strip()
+        error = STATUS_ERRORS.get(status)
         if error is not None:
-            raise error(f"{self._name()} refused: {status} {text}")
-        raise RemoteError(f"{self._name()} answered {status} {text}")
+            raise error(f"{self._name()} refused: {status} {text}".rstrip())
+        raise RemoteError(f"{self._name()} answered {status} {text}".rstrip())
 
-    @staticmethod
-    def _expect_cbor(headers: Mapping[str, str]) -> None:
-        if headers.get("Content-Type", "").split(";")[0].strip() != wire.CBOR:
-            raise RemoteError("server answered without application/cbor")
+    def _cbor(self, answer: _Answer) -> bytes:
+        if answer.headers.get("Content-Type", "").split(";")[0].strip().lower() != wire.CBOR:
+            raise RemoteError(f"{self._name()} answered without application/cbor")
+        return answer.body
 
     async def get_version(self) -> VersionInfo:
-        _, headers, data = await self._request("GET", "/version")
-        self._expect_cbor(headers)
-        return wire.decode_version(data)
+        return wire.decode_version(self._cbor(await self._request("GET", "/version")))
 
     async def allocate_buckets(
         self,
@@ -147,18 +176,18 @@ class HttpStorageClient(IdentifiedServer):
         cancel_secret: bytes,
         upload_secret: bytes,
     ) -> AllocateResult:
-        _, headers, data = await self._request(
+        headers = _secret_headers(
+            lease_renew_secret=renew_secret,
+            lease_cancel_secret=cancel_secret,
+            upload_secret=upload_secret,
+        )
+        answer = await self._request(
             "POST",
             f"/immutable/{base32.b2a(storage_index)}",
             body=wire.encode_allocate_request(share_numbers, allocated_size),
-            headers=_secret_headers(
-                lease_renew_secret=renew_secret,
-                lease_cancel_secret=cancel_secret,
-                upload_secret=upload_secret,
-            ),
+            headers=[*headers, ("Content-Type", wire.CBOR)],
         )
-        self._expect_cbor(headers)
-        return wire.decode_allocate_result(data)
+        return wire.decode_allocate_result(self._cbor(answer))
 
     async def write_share_chunk(
         self,
@@ -169,19 +198,19 @@ class HttpStorageClient(IdentifiedServer):
         *,
         upload_secret: bytes,
     ) -> WriteResult:
-        hdrs = _secret_headers(upload_secret=upload_secret)
-        hdrs.append(("Content-Range", f"bytes {offset}-{offset + len(data) - 1}/*"))
-        hdrs.append(("Content-Type", "application/octet-stream"))
-        status, headers, body = await self._request(
+        if len(data) == 0:
+            raise UsageError("a share chunk cannot be empty")
+        headers = _secret_headers(upload_secret=upload_secret)
+        headers.append(("Content-Range", f"bytes {offset}-{offset + len(data) - 1}/*"))
+        answer = await self._request(
             "PATCH",
             f"/immutable/{base32.b2a(storage_index)}/{share_number}",
             body=data,
-            headers=hdrs,
+            headers=headers,
             ok=(200, 201),
         )
-        self._expect_cbor(headers)
-        result = wire.decode_write_result(body)
-        if (status == 201) != result.complete:
+        result = wire.decode_write_result(self._cbor(answer))
+        if (answer.status == 201) != result.complete:
             raise RemoteError(f"{self._name()} gave a status that disagrees with its body")
         return result
 
@@ -195,40 +224,48 @@ class HttpStorageClient(IdentifiedServer):
         )
 
     async def list_shares(self, storage_index: bytes) -> frozenset[int]:
-        _, headers, data = await self._request(
-            "GET", f"/immutable/{base32.b2a(storage_index)}/shares"
-        )
-        self._expect_cbor(headers)
-        return wire.decode_share_list(data)
+        answer = await self._request("GET", f"/immutable/{base32.b2a(storage_index)}/shares")
+        return wire.decode_share_list(self._cbor(answer))
 
     async def read_share_chunk(
         self, storage_index: bytes, share_number: int, offset: int, length: int
     ) -> bytes:
-        if length <= 0:
+        """Up to ``length`` bytes at ``offset``: one bounded Range, only 206 or 204."""
+        if offset < 0 or length < 0:
+            raise UsageError("a read needs a non-negative offset and length")
+        if length == 0:
             return b""
-        status, headers, data = await self._request(
+        answer = await self._request(
             "GET",
             f"/immutable/{base32.b2a(storage_index)}/{share_number}",
             headers=[("Range", f"bytes={offset}-{offset + length - 1}")],
-            ok=(204, 206),
+            ok=(200, 204, 206),
+            limit=length,
         )
-        if status == 204:
+        if answer.status == 204:
             return b""
-        m = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
-        if not m or int(m[1]) != offset or int(m[2]) - offset + 1 != len(data):
+        if answer.status != 206:
+            raise RemoteError(f"{self._name()} answered a Range read with {answer.status}")
+        m = _CONTENT_RANGE.match(answer.headers.get("Content-Range", ""))
+        data = answer.body
+        if not m or int(m[1]) != offset or int(m[2]) < int(m[1]):
             raise RemoteError(f"{self._name()} sent a bad Content-Range for a read")
-        if len(data) > length:
+        if int(m[2]) >= offset + length:
             raise RemoteError(f"{self._name()} sent more bytes than asked for")
+        if int(m[2]) - offset + 1 != len(data):
+            raise RemoteError(f"{self._name()} sent a body that disagrees with its Content-Range")
         return data
 
     async def advise_corrupt_share(
         self, storage_index: bytes, share_number: int, reason: str
     ) -> None:
+        raw = reason.encode("utf-8")[: wire.MAX_REASON_SENT].decode("utf-8", "ignore") or "corrupt"
         try:
             await self._request(
                 "POST",
                 f"/immutable/{base32.b2a(storage_index)}/{share_number}/corrupt",
-                body=wire.encode_corrupt_request(reason[:32765] or "corrupt"),
+                body=wire.encode_corrupt_request(raw),
+                headers=[("Content-Type", wire.CBOR)],
             )
         except NotFound:
             pass  # as Tahoe: a 404 here is ignored

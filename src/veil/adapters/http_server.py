@@ -1,10 +1,16 @@
 """Tahoe's HTTP storage protocol (GBS) over HTTPS, serving a ``StorageService``.
 
 Only decoding, validation and encoding live here; every decision is the core's
-(``veil.services.storage_server``). Status codes follow what a real Tahoe 1.20
-server answers (digest §5.3-5.6, tests/data/vectors/http_probe.txt):
-401 bad Authorization, 400 bad secrets or body, 406 unacceptable Accept,
-415 non-CBOR body, 413 oversized body, 416 bad ranges, and the core's codes.
+(``veil.services.interfaces.StorageService``). Status codes follow what a real
+Tahoe 1.20 server answers (digest §5.3-5.6, tests/data/vectors/http_probe.txt):
+an unknown path 404/405 before anything else, 401 bad Authorization, 400 bad
+secrets or body, 415 non-CBOR body, 413 oversized body, 416 bad ranges, 406
+when the answer cannot be CBOR (checked when it is encoded, as Tahoe does),
+and the core's own codes.
+
+The core is synchronous and may touch disks (fsync), so by default every call
+runs on one worker thread owned by the app: the event loop keeps serving, and
+calls stay serialized in arrival order.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hmac
 import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -25,71 +34,89 @@ from veil.errors import BadRequest, StorageError
 from veil.formats import base32, wire
 from veil.services.interfaces import StorageService
 
+from .network import NetworkProvider, TcpProvider
+
 log = logging.getLogger(__name__)
 
-MAX_PATCH_BODY = 16 * 1024 * 1024
-_SI = "{si:[a-z2-7]{25}[aqiyemu4]}"
+MAX_PATCH_BODY = 16 * 1024 * 1024  # one PATCH; Tahoe clients send about 1 MB
+STREAM_CHUNK = 1024 * 1024  # reads larger than this are streamed
+_SI = "{si:[a-z2-7]{25}[aeimquy4]}"
 _SHNUM = "{shnum:[0-9]{1,3}}"
-_RANGE = re.compile(r"^bytes=(\d{1,19})-(\d{1,19})$")
-_CONTENT_RANGE = re.compile(r"^bytes (\d{1,19})-(\d{1,19})/(\*|\d{1,19})$")
-LEASE_KINDS = frozenset({"lease-renew-secret", "lease-cancel-secret"})
+_RANGE = re.compile(r"^bytes=([0-9]{1,19})-([0-9]{1,19})\Z")
+_CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/(\*|[0-9]{1,19})\Z")
+_MIME = re.compile(r"^([^/\s;]+)/([^/\s;]+)\Z")
+RENEW, CANCEL, UPLOAD = "lease-renew-secret", "lease-cancel-secret", "upload-secret"
+SECRET_KINDS = frozenset({RENEW, CANCEL, UPLOAD, "write-enabler"})
+OCTETS = "application/octet-stream"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
-def _text(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=message)
+def _text(status: int, message: str = "") -> web.Response:
+    return web.Response(status=status, text=message) if message else web.Response(status=status)
 
 
-def _acceptable(request: web.Request) -> bool:
-    """True unless the best media type in Accept is not application/cbor."""
-    header = request.headers.get("Accept")
+def acceptable(header: str | None) -> bool:
+    """Tahoe's rule: CBOR only if the *best* Accept entry is exactly application/cbor.
+
+    Best means highest q, then most specific (no wildcards), then first. A
+    missing header is fine; ``*/*`` alone is not (digest §5.4).
+    """
     if header is None:
         return True
-    best_q, cbor_q = -1.0, 0.0
-    for part in header.split(","):
+    best: tuple[float, int, int, str] | None = None
+    for index, part in enumerate(header.split(",")):
         fields = [f.strip() for f in part.split(";")]
+        m = _MIME.match(fields[0])
+        if not m:
+            continue
         q = 1.0
         for f in fields[1:]:
-            if f.startswith("q="):
+            if f.replace(" ", "").lower().startswith("q="):
                 try:
-                    q = float(f[2:])
+                    q = float(f.split("=", 1)[1])
                 except ValueError:
                     q = 0.0
-        best_q = max(best_q, q)
-        if fields[0].lower() == wire.CBOR:
-            cbor_q = max(cbor_q, q)
-    return cbor_q > 0 and cbor_q >= best_q
-
-
-def _cbor(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body, content_type=wire.CBOR)
+        specific = (m[1] != "*") + (m[2] != "*")
+        key = (q, specific, -index, fields[0].lower())
+        if best is None or key[:3] > best[:3]:
+            best = key
+    return best is not None and best[0] > 0 and best[3] == wire.CBOR
 
 
 def _secrets(request: web.Request, required: frozenset[str]) -> dict[str, bytes]:
+    """The X-Tahoe-Authorization secrets; exactly ``required`` kinds, or 400."""
     found: dict[str, bytes] = {}
     for value in request.headers.getall("X-Tahoe-Authorization", []):
         kind, _, encoded = value.strip().partition(" ")
+        if kind not in SECRET_KINDS:
+            raise BadRequest(f"unknown X-Tahoe-Authorization kind {kind[:40]!r}")
         try:
             secret = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest(f"bad base64 in X-Tahoe-Authorization {kind}") from None
         if not secret:
-            raise BadRequest(f"empty {kind}")
+            raise BadRequest(f"Failed to decode secret {kind}")
+        if kind in (RENEW, CANCEL) and len(secret) != 32:
+            raise BadRequest("Lease secrets must be 32 bytes long")
         found[kind] = secret
     if set(found) != required:
         raise BadRequest(f"Expected {sorted(required)} in X-Tahoe-Authorization headers")
-    for kind in LEASE_KINDS & required:
-        if len(found[kind]) != 32:
-            raise BadRequest(f"{kind} must be 32 bytes")
     return found
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
+def _check_content_type(request: web.Request) -> None:
     ctype = request.headers.get("Content-Type")
     if ctype is not None and ctype.split(";")[0].strip().lower() != wire.CBOR:
-        raise web.HTTPUnsupportedMediaType(text="request bodies must be application/cbor")
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        raise web.HTTPUnsupportedMediaType()
+
+
+async def _cbor_body(request: web.Request, limit: int) -> bytes:
+    """The request body (CBOR or no Content-Type), refused with 413 past ``limit``."""
+    _check_content_type(request)
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
     chunks, size = [], 0
     while chunk := await request.content.read(limit + 1 - size):
         chunks.append(chunk)
@@ -99,33 +126,58 @@ async def _body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@dataclass
+def _cbor(request: web.Request, body: bytes, status: int = 200) -> web.Response:
+    if not acceptable(request.headers.get("Accept")):
+        return _text(406)
+    return web.Response(status=status, body=body, content_type=wire.CBOR)
+
+
 class StorageHTTPApp:
     """The aiohttp application for one storage service and swissnum."""
 
-    service: StorageService
-    swissnum: str
+    def __init__(
+        self,
+        service: StorageService,
+        swissnum: str,
+        *,
+        offload: bool = True,
+        max_patch_body: int = MAX_PATCH_BODY,
+    ) -> None:
+        self.service = service
+        self._auth = ("Tahoe-LAFS " + base64.b64encode(swissnum.encode()).decode()).encode()
+        self._pool = ThreadPoolExecutor(1, "veil-storage") if offload else None
+        self.max_patch_body = max_patch_body
 
-    def __post_init__(self) -> None:
-        self._auth = "Tahoe-LAFS " + base64.b64encode(self.swissnum.encode()).decode()
+    async def _core(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._pool is None:
+            return fn(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def _shutdown(self, app: web.Application) -> None:
+        if self._pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_PATCH_BODY, middlewares=[self._middleware])
+        app = web.Application(client_max_size=wire.MAX_CORRUPT_BODY, middlewares=[self._guard])
+        app.on_cleanup.append(self._shutdown)
         v1 = "/storage/v1"
         app.router.add_get(f"{v1}/version", self.version)
         app.router.add_post(f"{v1}/immutable/{_SI}", self.allocate)
         app.router.add_get(f"{v1}/immutable/{_SI}/shares", self.list_shares)
         app.router.add_patch(f"{v1}/immutable/{_SI}/{_SHNUM}", self.write)
         app.router.add_put(f"{v1}/immutable/{_SI}/{_SHNUM}/abort", self.abort)
-        app.router.add_get(f"{v1}/immutable/{_SI}/{_SHNUM}", self.read)
+        app.router.add_get(f"{v1}/immutable/{_SI}/{_SHNUM}", self.read, allow_head=False)
         app.router.add_post(f"{v1}/immutable/{_SI}/{_SHNUM}/corrupt", self.corrupt)
         app.router.add_put(f"{v1}/lease/{_SI}", self.lease)
         return app
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), self._auth.encode()):
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:
+            return await handler(request)  # no such route: 404/405 come first, as in Tahoe
+        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, self._auth):
             return _text(401, "Wrong Authorization header")
         try:
             return await handler(request)
@@ -136,105 +188,119 @@ class StorageHTTPApp:
             return _text(507, "the server could not store the data")
 
     @staticmethod
-    def _si(request: web.Request) -> bytes:
-        return base32.a2b(request.match_info["si"])
+    def _where(request: web.Request) -> tuple[bytes, int]:
+        return base32.a2b(request.match_info["si"]), int(request.match_info.get("shnum", "0"))
 
     async def version(self, request: web.Request) -> web.Response:
-        if not _acceptable(request):
-            return _text(406, "only application/cbor is offered")
-        return _cbor(wire.encode_version(self.service.get_version()))
+        if not acceptable(request.headers.get("Accept")):
+            return _text(406)
+        return _cbor(request, wire.encode_version(await self._core(self.service.get_version)))
 
     async def allocate(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, LEASE_KINDS | {"upload-secret"})
-        shares, size = wire.decode_allocate_request(await _body(request, wire.MAX_ALLOCATE_BODY))
-        result = self.service.allocate_buckets(
-            self._si(request),
+        secrets = _secrets(request, frozenset({RENEW, CANCEL, UPLOAD}))
+        body = await _cbor_body(request, wire.MAX_ALLOCATE_BODY)
+        shares, size = wire.decode_allocate_request(body)
+        result = await self._core(
+            self.service.allocate_buckets,
+            self._where(request)[0],
             shares,
             size,
-            renew_secret=secrets["lease-renew-secret"],
-            cancel_secret=secrets["lease-cancel-secret"],
-            upload_secret=secrets["upload-secret"],
+            renew_secret=secrets[RENEW],
+            cancel_secret=secrets[CANCEL],
+            upload_secret=secrets[UPLOAD],
         )
-        if not _acceptable(request):
-            return _text(406, "only application/cbor is offered")
-        return _cbor(wire.encode_allocate_result(result))
+        return _cbor(request, wire.encode_allocate_result(result))
 
     async def write(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({"upload-secret"}))
+        secrets = _secrets(request, frozenset({UPLOAD}))
         m = _CONTENT_RANGE.match(request.headers.get("Content-Range", ""))
-        if not m or int(m[2]) < int(m[1]):
+        if not m or int(m[2]) < int(m[1]) or (m[3] != "*" and int(m[3]) <= int(m[2])):
             return _text(416, "a PATCH needs Content-Range: bytes a-b/*")
         start, end = int(m[1]), int(m[2]) + 1
-        if end - start > MAX_PATCH_BODY:
-            return _text(413, "chunk too large")
+        if end - start > self.max_patch_body:
+            return _text(413, f"a PATCH may carry at most {self.max_patch_body} bytes")
+        declared = request.content_length
+        if declared is not None and declared < end - start:
+            return _text(500, "the body is shorter than its Content-Range")
         try:
             data = await request.content.readexactly(end - start)
         except asyncio.IncompleteReadError:
             return _text(500, "the body is shorter than its Content-Range")
-        result = self.service.write_share_chunk(
-            self._si(request),
-            int(request.match_info["shnum"]),
-            start,
-            data,
-            upload_secret=secrets["upload-secret"],
+        si, shnum = self._where(request)
+        result = await self._core(
+            self.service.write_share_chunk, si, shnum, start, data, upload_secret=secrets[UPLOAD]
         )
-        return _cbor(wire.encode_write_result(result), 201 if result.complete else 200)
+        return _cbor(request, wire.encode_write_result(result), 201 if result.complete else 200)
 
     async def abort(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({"upload-secret"}))
-        self.service.abort_upload(
-            self._si(request),
-            int(request.match_info["shnum"]),
-            upload_secret=secrets["upload-secret"],
-        )
-        return web.Response(status=200)
+        secrets = _secrets(request, frozenset({UPLOAD}))
+        si, shnum = self._where(request)
+        await self._core(self.service.abort_upload, si, shnum, upload_secret=secrets[UPLOAD])
+        return _text(200)
 
     async def list_shares(self, request: web.Request) -> web.Response:
-        if not _acceptable(request):
-            return _text(406, "only application/cbor is offered")
-        return _cbor(wire.encode_share_list(self.service.list_shares(self._si(request))))
+        shares = await self._core(self.service.list_shares, self._where(request)[0])
+        return _cbor(request, wire.encode_share_list(shares))
 
-    async def read(self, request: web.Request) -> web.Response:
-        si, shnum = self._si(request), int(request.match_info["shnum"])
+    async def read(self, request: web.Request) -> web.StreamResponse:
+        si, shnum = self._where(request)
+        length = await self._core(self.service.share_length, si, shnum)
         header = request.headers.get("Range")
         if header is None:
-            total = self.service.share_length(si, shnum)
-            data = self.service.read_share_chunk(si, shnum, 0, total)
-            return web.Response(body=data, content_type="application/octet-stream")
-        m = _RANGE.match(header)
+            return await self._send(request, si, shnum, 0, length, 200)
+        m = _RANGE.match(header.strip())
         if not m or int(m[2]) < int(m[1]):
             return _text(416, "only a single bounded byte range is supported")
-        start, stop = int(m[1]), int(m[2]) + 1
-        data = self.service.read_share_chunk(si, shnum, start, stop - start)
-        if not data:
-            return web.Response(status=204)
-        return web.Response(
-            status=206,
-            body=data,
-            content_type="application/octet-stream",
-            headers={"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"},
-        )
+        start, stop = int(m[1]), min(int(m[2]) + 1, length)
+        if start >= length:
+            return web.Response(status=204, content_type=OCTETS)
+        return await self._send(request, si, shnum, start, stop, 206)
+
+    async def _send(
+        self, request: web.Request, si: bytes, shnum: int, start: int, stop: int, status: int
+    ) -> web.StreamResponse:
+        """Bytes [start, stop) of a finished share; streamed if large."""
+        headers = {"Content-Range": f"bytes {start}-{stop - 1}/*"} if status == 206 else {}
+        if stop - start <= STREAM_CHUNK:
+            data = await self._core(self.service.read_share_chunk, si, shnum, start, stop - start)
+            return web.Response(status=status, body=data, content_type=OCTETS, headers=headers)
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_type = OCTETS
+        response.content_length = stop - start
+        await response.prepare(request)
+        pos = start
+        while pos < stop:
+            n = min(STREAM_CHUNK, stop - pos)
+            chunk = await self._core(self.service.read_share_chunk, si, shnum, pos, n)
+            if len(chunk) != n:
+                raise ConnectionResetError("share changed length while being read")
+            await response.write(chunk)
+            pos += n
+        await response.write_eof()
+        return response
 
     async def corrupt(self, request: web.Request) -> web.Response:
-        reason = wire.decode_corrupt_request(await _body(request, wire.MAX_CORRUPT_BODY))
-        self.service.advise_corrupt_share(
-            self._si(request), int(request.match_info["shnum"]), reason
-        )
-        return web.Response(status=200)
+        reason = wire.decode_corrupt_request(await _cbor_body(request, wire.MAX_CORRUPT_BODY))
+        si, shnum = self._where(request)
+        await self._core(self.service.advise_corrupt_share, si, shnum, reason)
+        return _text(200)
 
     async def lease(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, LEASE_KINDS)
-        self.service.add_or_renew_lease(
-            self._si(request),
-            renew_secret=secrets["lease-renew-secret"],
-            cancel_secret=secrets["lease-cancel-secret"],
+        secrets = _secrets(request, frozenset({RENEW, CANCEL}))
+        await self._core(
+            self.service.add_or_renew_lease,
+            self._where(request)[0],
+            renew_secret=secrets[RENEW],
+            cancel_secret=secrets[CANCEL],
         )
-        return web.Response(status=204)
+        return _text(204)
 
 
 @dataclass
 class RunningServer:
-    runner: web.AppRunner
+    """A started aiohttp runner and the port it listens on."""
+
+    runner: web.BaseRunner
     port: int
 
     async def stop(self) -> None:
@@ -248,16 +314,18 @@ async def start_storage_http(
     host: str,
     port: int,
     ssl_context: ssl.SSLContext,
+    network: NetworkProvider | None = None,
+    offload: bool = True,
 ) -> RunningServer:
-    """Listen on ``host:port`` (0 picks a free port) and serve until ``stop``."""
-    runner = web.AppRunner(
-        StorageHTTPApp(service, swissnum).make_app(), access_log=None, handle_signals=False
-    )
+    """Serve ``service`` over HTTPS on ``host:port`` (0 picks a free port) until ``stop``."""
+    app = StorageHTTPApp(service, swissnum, offload=offload).make_app()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    await asyncio.sleep(0)
-    return RunningServer(runner, bound)
+    try:
+        address = await (network or TcpProvider()).listen(
+            runner, host=host, port=port, ssl_context=ssl_context
+        )
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return RunningServer(runner, address.port)

@@ -1,41 +1,122 @@
 """Network providers: the one way out of and into a node.
 
 Every outgoing connection and every listener goes through a
-``NetworkProvider`` chosen by configuration. ``TcpProvider`` connects
-directly; Tor and I2P providers (SOCKS5 with a per-server isolation key) fit
-the same interface. A provider refuses hosts it cannot reach safely rather
-than guessing.
+``NetworkProvider`` chosen by configuration:
+
+    connector(host=, port=, tls=, isolation_key=)   an aiohttp connector for one
+                                                    server; ``tls`` (an SPKI pin)
+                                                    is enforced on every connection
+    listen(runner, host=, port=, ssl_context=)      serve an aiohttp runner; returns
+                                                    the address to announce
+
+``TcpProvider`` connects directly. Tor and I2P providers (SOCKS5, one
+isolation key per server so each gets its own circuit) fit the same interface;
+they are not here. A provider refuses hosts it cannot reach safely rather than
+guessing.
 """
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+from aiohttp import web
 
 from veil.errors import UsageError
 
+ANONYMOUS_SUFFIXES = (".onion", ".i2p")
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where a listener can be reached (what goes into NURLs)."""
+
+    host: str
+    port: int
+
 
 class NetworkProvider(Protocol):
+    """How bytes reach other nodes. ``name`` is ``tcp``, ``tor`` or ``i2p``."""
+
     name: str
 
-    def connector(self, *, host: str, isolation_key: str) -> aiohttp.BaseConnector:
-        """A connector for connections to ``host``; ``isolation_key`` names the peer
-        (a Tor provider puts each key on its own circuit)."""
+    def connector(
+        self,
+        *,
+        host: str,
+        port: int,
+        tls: aiohttp.Fingerprint | ssl.SSLContext | bool,
+        isolation_key: str,
+    ) -> aiohttp.BaseConnector:
+        """A connector for connections to ``host:port`` only.
+
+        ``tls`` is applied to every connection it makes (pass an SPKI pin).
+        ``isolation_key`` names the peer: an anonymizing provider keeps each key
+        on its own circuit (e.g. as the SOCKS5 user name).
+        """
+        ...
+
+    async def listen(
+        self,
+        runner: web.BaseRunner,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> ListenAddress:
+        """Start serving ``runner`` (already set up); ``runner.cleanup()`` stops it."""
         ...
 
 
 class TcpProvider:
+    """Direct TCP connections and listeners."""
+
     name = "tcp"
 
-    def __init__(self, *, connections_per_server: int = 16) -> None:
+    def __init__(
+        self, *, connections_per_server: int = 16, keepalive_timeout: float = 30.0
+    ) -> None:
         self.connections_per_server = connections_per_server
+        self.keepalive_timeout = keepalive_timeout
 
-    def connector(self, *, host: str, isolation_key: str) -> aiohttp.BaseConnector:
-        if host.endswith(".onion") or host.endswith(".i2p"):
+    def connector(
+        self,
+        *,
+        host: str,
+        port: int,
+        tls: aiohttp.Fingerprint | ssl.SSLContext | bool,
+        isolation_key: str,
+    ) -> aiohttp.BaseConnector:
+        del port, isolation_key  # one connector per server; nothing to isolate on TCP
+        if host.endswith(ANONYMOUS_SUFFIXES):
             raise UsageError(
                 f"{host} can only be reached through Tor or I2P, which is not yet available"
             )
         return aiohttp.TCPConnector(
-            limit=self.connections_per_server, ttl_dns_cache=300, enable_cleanup_closed=True
+            ssl=tls,
+            limit=self.connections_per_server,
+            keepalive_timeout=self.keepalive_timeout,
+            ttl_dns_cache=300,
         )
+
+    async def listen(
+        self,
+        runner: web.BaseRunner,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> ListenAddress:
+        before = set(map(_port_of, runner.addresses))
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        ports = [p for p in map(_port_of, runner.addresses) if p not in before]
+        return ListenAddress(host, ports[0] if ports else port)
+
+
+def _port_of(address: object) -> int:
+    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+        return address[1]
+    return -1
