@@ -59,8 +59,8 @@ def test_storage1_furl_vector() -> None:
     assert f.to_string() == FURL_TEXT
     assert SWISS not in repr(f)
     assert lease_seed_from_furl(FURL_TEXT) == f.tubid
-    many = parse_furl(f"pb://{'a' * 32}@tcp:10.0.0.1:1,tor:x.onion:2/{SWISS}")
-    assert many.tubid == bytes(20) and many.hints == ("tcp:10.0.0.1:1", "tor:x.onion:2")
+    many = parse_furl(f"pb://{'a' * 32}@tcp:127.0.0.2:1,tor:x.onion:2/{SWISS}")
+    assert many.tubid == bytes(20) and many.hints == ("tcp:127.0.0.2:1", "tor:x.onion:2")
 
 
 def test_tor_and_ipv6_nurls_round_trip() -> None:
