@@ -76,7 +76,7 @@ def test_unusable_hints_are_skipped_or_refused() -> None:
         "v0-x", {"anonymous-storage-NURLs": [onion, "junk", tcp]}, TcpProvider()
     )
     assert client.nurl.host == "127.0.0.1"
-    with pytest.raises(ConfigError, match="pb\\+tor, which is not yet available"):
+    with pytest.raises(ConfigError, match="only as an onion service"):
         storage_client_for("v0-x", {"anonymous-storage-NURLs": [onion]}, TcpProvider())
     with pytest.raises(ConfigError, match="no anonymous-storage-NURLs"):
         storage_client_for("v0-x", {"anonymous-storage-FURL": "pb://x@tcp:h:1/s"}, TcpProvider())

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from veil.adapters.http_client import HttpStorageClient
-from veil.adapters.network import NetworkProvider, TcpProvider
+from veil.adapters.network import NetworkProvider
+from veil.adapters.networks import TOR_SCHEME, Networks, networks_for
 from veil.adapters.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
@@ -49,10 +50,8 @@ def permutation_seed_for(server_id: str, ann: dict[str, Any]) -> bytes:
     return hashlib.sha256(server_id.encode("utf-8")).digest()
 
 
-def storage_client_for(
-    server_id: str, ann: dict[str, Any], network: NetworkProvider
-) -> HttpStorageClient:
-    """An HTTPS client for one ``servers.yaml`` / announcement entry."""
+def server_nurls(server_id: str, ann: dict[str, Any]) -> list[NURL]:
+    """The NURLs of an announcement that this version can read (others skipped)."""
     nurls = ann.get("anonymous-storage-NURLs") or []
     if not isinstance(nurls, list) or not nurls:
         raise ConfigError(
@@ -65,17 +64,37 @@ def storage_client_for(
             parsed.append(parse_nurl(str(text)))
         except VeilError:
             continue  # a form this version cannot use: skipped, never guessed
-    wanted = "pb" if network.name == "tcp" else "pb+" + network.name
-    usable = [n for n in parsed if n.scheme == wanted]
-    usable = [n for n in usable if not n.host.endswith((".onion", ".i2p"))]
-    if not usable:
-        kinds = ", ".join(sorted({n.scheme for n in parsed})) or "none veil can read"
-        raise ConfigError(
-            f"server {server_id} can only be reached through {kinds}, "
-            "which is not yet available in this version of veil",
-            hint="Tor and I2P support are coming; until then use servers with tcp NURLs",
+    return parsed
+
+
+def needs_tor(server_id: str, ann: dict[str, Any]) -> bool:
+    """True when the server can be reached only as an onion service."""
+    try:
+        nurls = server_nurls(server_id, ann)
+    except VeilError:
+        return False
+    return bool(nurls) and all(n.scheme == TOR_SCHEME for n in nurls)
+
+
+def storage_client_for(
+    server_id: str, ann: dict[str, Any], networks: Networks | NetworkProvider
+) -> HttpStorageClient:
+    """An HTTPS client for one ``servers.yaml`` / announcement entry."""
+    if not isinstance(networks, Networks):
+        provider = networks
+        networks = Networks(
+            provider if provider.name == "tcp" else None,
+            provider if provider.name == "tor" else None,
+            anonymous=False,
+            tor_problem="Tor is not configured",
         )
-    nurl = usable[0]
+    parsed = server_nurls(server_id, ann)
+    chosen = networks.choose(parsed)
+    if chosen is None:
+        raise ConfigError(
+            f"server {server_id[:16]} cannot be reached: {networks.why_unreachable(parsed)}"
+        )
+    nurl, provider = chosen
     furl = ann.get("anonymous-storage-FURL")
     lease_seed = parse_furl(str(furl)).tubid if furl else sha256d(nurl.spki_hash.encode())[:20]
     return HttpStorageClient(
@@ -83,7 +102,7 @@ def storage_client_for(
         server_id=server_id,
         lease_seed=lease_seed,
         permutation_seed=permutation_seed_for(server_id, ann),
-        network=network,
+        network=provider,
     )
 
 
@@ -107,17 +126,22 @@ class Client:
         return Downloader(self.broker)
 
 
-async def known_servers(node: NodeDirectory) -> dict[str, dict[str, Any]]:
+async def known_servers(
+    node: NodeDirectory, networks: Networks | None = None
+) -> dict[str, dict[str, Any]]:
     """Servers heard from every introducer (or their caches), then the static
     ``servers.yaml`` entries, which win when both name the same server."""
     from veil.adapters.introducer import fetch_servers
 
     merged: dict[str, dict[str, Any]] = {}
-    introducers = node.introducers()
+    introducers = {p: introducer_nurl(node, p, t) for p, t in node.introducers().items()}
+    if networks is None:
+        need = any(n.scheme == TOR_SCHEME for n in introducers.values())
+        networks = await networks_for(node, need_tor=need)
     heard = await asyncio.gather(
         *(
-            fetch_servers(introducer_nurl(node, p, t), node.private / f"introducer_{p}_cache.json")
-            for p, t in introducers.items()
+            fetch_servers(nurl, node.private / f"introducer_{p}_cache.json", networks, p)
+            for p, nurl in introducers.items()
         )
     )
     for servers in heard:
@@ -141,18 +165,22 @@ async def open_client(
     path: Path, *, network: NetworkProvider | None = None
 ) -> AsyncIterator[Client]:
     node = NodeDirectory(path)
-    node.require_network_allowed()
-    net = network or TcpProvider()
-    servers = await known_servers(node)
+    intro_tor = any(
+        introducer_nurl(node, p, t).scheme == TOR_SCHEME for p, t in node.introducers().items()
+    )
+    networks = await networks_for(node, need_tor=intro_tor, tcp=network)
+    servers = await known_servers(node, networks)
+    if networks.tor is None and any(needs_tor(s, a) for s, a in servers.items()):
+        networks = await networks_for(node, need_tor=True, tcp=network)
     static = node.servers()
     clients = []
     for sid, ann in servers.items():
         try:
-            clients.append(storage_client_for(sid, ann, net))
-        except VeilError:
+            clients.append(storage_client_for(sid, ann, networks))
+        except VeilError as exc:
             if sid in static:
                 raise  # the user's own servers.yaml: say what is wrong
-            log.warning("ignoring server %s announced without a usable NURL", sid[:16])
+            log.warning("ignoring server %s: %s", sid[:16], exc)
     broker = StorageBroker(clients)
     try:
         yield Client(node, broker, node.encoding_parameters(), servers)

@@ -85,6 +85,12 @@ class HttpStorageClient(IdentifiedServer):
         )
         self.nurl = nurl
         self._network = network or TcpProvider()
+        self.via = self._network.name  # tcp or tor: how this server is reached
+        # an anonymous server's address is not written into messages and logs
+        self._where = "via tor" if self.via == "tor" else f"at {nurl.netloc}"
+        if self.via == "tor":
+            connect_timeout = max(connect_timeout, 45.0)
+            request_timeout = max(request_timeout, 120.0)
         self._pin = SpkiPin(nurl.spki_hash)
         self._base = nurl.base_url + "/storage/v1"
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
@@ -146,9 +152,11 @@ class HttpStorageClient(IdentifiedServer):
             raise ServerUnavailable(
                 f"{self._name()} presented the wrong TLS certificate (pin mismatch)"
             ) from None
+        except ServerUnavailable as exc:  # from the Tor tunnel
+            raise ServerUnavailable(f"{self._name()} {self._where}: {exc}", hint=exc.hint) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ServerUnavailable(
-                f"{self._name()} at {self.nurl.netloc} is unreachable ({type(exc).__name__})"
+                f"{self._name()} {self._where} is unreachable ({type(exc).__name__})"
             ) from None
         if status in ok:
             return answer

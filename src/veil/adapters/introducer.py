@@ -25,13 +25,27 @@ import aiohttp
 from aiohttp import web
 
 from veil.adapters.http_server import RunningServer
+from veil.adapters.network import NetworkProvider, TcpProvider
+from veil.adapters.networks import Networks
 from veil.adapters.tls import SpkiPin
-from veil.errors import FormatError, ServerUnavailable, VeilError
+from veil.errors import ConfigError, FormatError, ServerUnavailable, VeilError
 from veil.formats.announcement import MAX_ANNOUNCEMENT, AnnouncementBook, SignedAnnouncement
 from veil.formats.nurl import NURL
 
 log = logging.getLogger(__name__)
 TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)
+TOR_TIMEOUT = aiohttp.ClientTimeout(total=90, sock_connect=45)
+
+
+def _provider(nurl: NURL, networks: Networks | None) -> NetworkProvider:
+    if networks is None:
+        if nurl.host.endswith(".onion"):
+            raise ConfigError("an onion introducer needs Tor")
+        return TcpProvider()
+    provider = networks.provider_for(nurl)
+    if provider is None:
+        raise ConfigError(f"the introducer cannot be reached: {networks.why_unreachable([nurl])}")
+    return provider
 
 
 def _auth(swissnum: str) -> str:
@@ -100,11 +114,25 @@ async def start_introducer(
     return RunningServer(runner, sockets[0].getsockname()[1] if sockets else port)
 
 
-async def _request(nurl: NURL, method: str, path: str, body: bytes | None = None) -> bytes:
+async def _request(
+    nurl: NURL,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    *,
+    networks: Networks | None = None,
+    name: str = "introducer",
+) -> bytes:
     url = f"https://{nurl.host}:{nurl.port}/introducer/v1{path}"
+    provider = _provider(nurl, networks)
+    where = "(via tor)" if provider.name == "tor" else f"{nurl.host}:{nurl.port}"
+    connector = provider.connector(
+        host=nurl.host, port=nurl.port, tls=SpkiPin(nurl.spki_hash), isolation_key=name
+    )
+    timeout = TOR_TIMEOUT if provider.name == "tor" else TIMEOUT
     try:
         async with (
-            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
             session.request(
                 method,
                 url,
@@ -115,21 +143,26 @@ async def _request(nurl: NURL, method: str, path: str, body: bytes | None = None
         ):
             data = await resp.read()
             if resp.status != 200:
-                raise ServerUnavailable(
-                    f"introducer {nurl.host}:{nurl.port} answered {resp.status}: {data[:100]!r}"
-                )
+                raise ServerUnavailable(f"{name} {where} answered {resp.status}: {data[:100]!r}")
             return data
+    except ServerUnavailable as exc:
+        raise ServerUnavailable(f"{name} {where}: {exc}", hint=exc.hint) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise ServerUnavailable(
-            f"introducer {nurl.host}:{nurl.port} is unreachable ({type(exc).__name__})"
-        ) from None
+        raise ServerUnavailable(f"{name} {where} is unreachable ({type(exc).__name__})") from None
 
 
-async def publish(nurl: NURL, signed: SignedAnnouncement) -> None:
-    await _request(nurl, "POST", "/announce", json.dumps(signed.to_json()).encode())
+async def publish(
+    nurl: NURL, signed: SignedAnnouncement, networks: Networks | None = None, petname: str = ""
+) -> None:
+    body = json.dumps(signed.to_json()).encode()
+    await _request(
+        nurl, "POST", "/announce", body, networks=networks, name=f"introducer {petname}".strip()
+    )
 
 
-async def fetch_servers(nurl: NURL, cache: Path) -> dict[str, dict[str, Any]]:
+async def fetch_servers(
+    nurl: NURL, cache: Path, networks: Networks | None = None, petname: str = ""
+) -> dict[str, dict[str, Any]]:
     """Storage announcements from one introducer, verified; falls back to (and
     refreshes) the cache file, whose entries are verified again on load."""
     book = AnnouncementBook()
@@ -140,7 +173,14 @@ async def fetch_servers(nurl: NURL, cache: Path) -> dict[str, dict[str, Any]]:
         except (ValueError, FormatError):
             log.warning("ignoring a damaged introducer cache %s", cache)
     try:
-        docs = json.loads(await _request(nurl, "GET", "/announcements/storage"))
+        answer = await _request(
+            nurl,
+            "GET",
+            "/announcements/storage",
+            networks=networks,
+            name=f"introducer {petname}".strip(),
+        )
+        docs = json.loads(answer)
     except (VeilError, ValueError) as exc:
         log.info("using cached announcements: %s", exc)
         return book.servers()

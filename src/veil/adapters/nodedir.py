@@ -89,17 +89,49 @@ class NodeDirectory:
                 problems[0], hint=more + "fix tahoe.cfg by hand or with: veil config set"
             )
         self.hides_ip = config_schema.hides_ip(sections)
+        self._sections = sections
 
     def require_network_allowed(self) -> None:
-        """Fail closed: with reveal-IP-address = false, nothing may connect until the
-        Tor provider exists."""
-        if self.hides_ip:
+        """Fail closed: a node that hides its IP address starts only if no setting
+        would reveal it (every problem is listed, each says what to change)."""
+        if not self.hides_ip:
+            return
+        from veil.formats.tor_settings import privacy_problems
+
+        problems = privacy_problems(self._sections)
+        if problems:
+            listed = "\n  - ".join(problems)
             raise ConfigError(
                 f"{self.config_path} asks never to reveal your IP address "
-                "(reveal-IP-address = false or anonymize = true), and this version of veil "
-                "cannot use Tor yet; refusing to connect rather than reveal it",
-                hint="remove that setting only if revealing your IP address is safe for you",
+                f"(reveal-IP-address = false), but:\n  - {listed}\n"
+                "refusing to start rather than reveal it",
+                hint="change those settings in tahoe.cfg (or: veil config set SECTION KEY VALUE)",
             )
+
+    def onion_key(self) -> str:
+        """The onion service key blob (``ED25519-V3:…``), made on first use."""
+        from veil.formats.onion import OnionKey, parse_key_blob
+
+        name = self.get("tor", "onion.private_key_file", "private/tor_onion.privkey").strip()
+        path = self.path / name
+        if not path.exists():
+            _write_private(path, OnionKey.from_seed(os.urandom(32)).to_blob() + "\n")
+        try:
+            return parse_key_blob(path.read_text())
+        except Exception as exc:
+            raise ConfigError(f"{path} is not an onion key: {exc}") from None
+
+    def recorded_onion(self) -> str | None:
+        """The onion address this node announced before (``tub.location``), if any."""
+        for hint in self.get("node", "tub.location", "").split(","):
+            parts = hint.strip().split(":")
+            if len(parts) == 3 and parts[0] == "tor" and parts[1].endswith(".onion"):
+                return parts[1].lower()
+        return None
+
+    def section(self, name: str) -> dict[str, str]:
+        """One section's keys (lower case) and values, empty if absent."""
+        return {k.lower(): v for k, v in self._sections.get(name, {}).items()}
 
     @property
     def private(self) -> Path:

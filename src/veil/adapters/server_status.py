@@ -18,7 +18,15 @@ from veil.errors import VeilError
 TIMEOUT = 10.0
 
 
-async def server_rows(client: Client) -> list[dict[str, Any]]:
+def _address(server: Any, show: bool) -> str:
+    host = server.nurl.host
+    if host.endswith(".onion") and not show:
+        return "(onion address hidden)"
+    return f"{host}:{server.nurl.port}"
+
+
+async def server_rows(client: Client, *, show_addresses: bool = False) -> list[dict[str, Any]]:
+    """One row per server; onion addresses only with ``show_addresses``."""
     memory_file = client.node.path / "server-status.json"
     try:
         last_seen: dict[str, float] = json.loads(memory_file.read_text())
@@ -30,8 +38,8 @@ async def server_rows(client: Client) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "server_id": server.server_id,
             "nickname": ann.get("nickname", ""),
-            "via": "tcp",
-            "address": f"{server.nurl.host}:{server.nurl.port}",
+            "via": getattr(server, "via", "tcp"),
+            "address": _address(server, show_addresses),
         }
         start = time.monotonic()
         try:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,28 +24,44 @@ from veil import __version__
 from veil.adapters.disk_backend import DiskBackend
 from veil.adapters.http_server import RunningServer, start_storage_http
 from veil.adapters.introducer import IntroducerService, publish, start_introducer
+from veil.adapters.networks import Networks, networks_for
 from veil.adapters.nodedir import NodeDirectory
 from veil.adapters.tls import create_identity, server_context, spki_hash_of_pem, tubid_text
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
 from veil.formats.announcement import sign
 from veil.formats.nurl import NURL, parse_nurl
+from veil.formats.tor_settings import DEFAULT_ONION_PORT
 from veil.services.storage_server import StorageServer
+
+if TYPE_CHECKING:
+    from veil.adapters.tor import OnionService
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 
 
-def announcement(node: NodeDirectory, host: str, port: int) -> dict[str, Any]:
+def announcement(
+    node: NodeDirectory, host: str | None, port: int, onion: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """The storage announcement: a ``pb://`` NURL for a TCP listener (``host``),
+    a ``pb+tor://`` NURL for an onion service (``onion`` = address, port)."""
     cert_pem = (node.private / "tls.crt").read_bytes()
     swissnum = node.swissnum()
-    nurl = NURL("pb", spki_hash_of_pem(cert_pem), host, port, swissnum)
+    spki = spki_hash_of_pem(cert_pem)
+    nurls, hints = [], []
+    if host is not None:
+        nurls.append(NURL("pb", spki, host, port, swissnum).to_string())
+        hints.append(f"tcp:{host}:{port}")
+    if onion is not None:
+        nurls.append(NURL("pb+tor", spki, onion[0], onion[1], swissnum).to_string())
+        hints.append(f"tor:{onion[0]}:{onion[1]}")
     node_id = node.node_id()
     seed = base32.b2a(node_id.removeprefix("v0-").encode("ascii"))
     return {
         "nickname": node.get("node", "nickname", node.path.name),
-        "anonymous-storage-FURL": f"pb://{tubid_text(cert_pem)}@tcp:{host}:{port}/{swissnum}",
-        "anonymous-storage-NURLs": [nurl.to_string()],
+        "anonymous-storage-FURL": f"pb://{tubid_text(cert_pem)}@{','.join(hints)}/{swissnum}",
+        "anonymous-storage-NURLs": nurls,
         "permutation-seed-base32": seed,
         "my-version": f"veil/{__version__}",
         "oldest-supported": "1.0.0",
@@ -69,6 +85,8 @@ class StorageNode:
         self.introducer: RunningServer | None = None
         self.web: RunningServer | None = None
         self.nurl = ""
+        self.onion: OnionService | None = None
+        self.networks: Networks | None = None
         self._publishers: list[asyncio.Task[None]] = []
 
     @property
@@ -83,66 +101,122 @@ class StorageNode:
 
     async def start(self) -> None:
         key, cert = self._tls()
+        intro_tor = any("pb+tor:" in u for u in self.node.introducers().values())
+        self.networks = await networks_for(self.node, need_tor=intro_tor)
+        context = server_context(key, cert)
         if self.run_introducer:
-            await self._start_introducer(key, cert)
+            self.introducer = await self._listen("introducer", self._introducer_app(), context)
         if self.settings.enabled:
-            await self._start_storage(key, cert)
+            self.server = StorageServer(
+                backend=DiskBackend(self.node.path / "storage"),
+                reserved_space=self.settings.reserved_space,
+                readonly=self.settings.readonly,
+            )
+            self.http = await self._listen("storage", None, context)
+        if self.onion_enabled:
+            await self._start_onion()
+        if self.introducer is not None:
+            self._write_introducer_furl(cert)
+        if self.server is not None:
+            self._announce()
         if self.web_port:
             from veil.adapters.web_gateway import start_web_gateway
 
             self.web = await start_web_gateway(self.node.path, self.web_port)
 
-    async def _start_introducer(self, key: Path, cert: Path) -> None:
-        host = self.node.get("introducer", "hostname", "127.0.0.1")
-        port = self.node.get_int("introducer", "port", 0)
+    @property
+    def onion_enabled(self) -> bool:
+        return self.node.get_bool("tor", "onion", False)
+
+    def _tcp_host(self, section: str) -> str | None:
+        """The TCP address a service listens on and announces, or None when it is
+        reached only as an onion service (or the node hides its IP address)."""
+        explicit = "hostname" in self.node.section(section)
+        if self.onion_enabled and (self.node.hides_ip or not explicit):
+            return None
+        return self.node.get(section, "hostname", "127.0.0.1")
+
+    async def _listen(
+        self, section: str, app: IntroducerService | None, context: Any
+    ) -> RunningServer:
+        host = self._tcp_host(section)
+        if host is None:  # onion only: a loopback port the onion service forwards to
+            bind, port = "127.0.0.1", self.node.get_int("tor", "onion.local_port", 0)
+            if section == "introducer" and self.settings.enabled:
+                port = 0
+        else:
+            bind, port = host, self.node.get_int(section, "port", 0)
+        try:
+            if app is not None:
+                running = await start_introducer(app, host=bind, port=port, ssl_context=context)
+            else:
+                assert self.server is not None
+                running = await start_storage_http(
+                    self.server, self.node.swissnum(), host=bind, port=port, ssl_context=context
+                )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {bind}:{port}: {exc.strerror or exc}",
+                hint=f"choose another [{section}] port in tahoe.cfg, or stop what uses it",
+            ) from None
+        if host is not None:
+            log.info("%s listening at %s:%d", section, host, running.port)
+        return running
+
+    def _introducer_app(self) -> IntroducerService:
         swiss_file = self.node.private / "introducer.swissnum"
         if not swiss_file.exists():
             swiss_file.write_text(base32.b2a(os.urandom(20)) + "\n")
             os.chmod(swiss_file, 0o600)
-        service = IntroducerService(
+        return IntroducerService(
             swiss_file.read_text().strip(), self.node.path / "introducer-state.json"
         )
-        try:
-            self.introducer = await start_introducer(
-                service, host=host, port=port, ssl_context=server_context(key, cert)
-            )
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                hint="choose another [introducer] port in tahoe.cfg",
-            ) from None
-        nurl = NURL(
-            "pb",
-            spki_hash_of_pem(cert.read_bytes()),
-            host,
-            self.introducer.port,
-            swiss_file.read_text().strip(),
-        )
-        (self.node.private / "introducer.furl").write_text(nurl.to_string() + "\n")
-        log.info("introducer listening at %s:%d", host, self.introducer.port)
 
-    async def _start_storage(self, key: Path, cert: Path) -> None:
-        s = self.settings
-        self.server = StorageServer(
-            backend=DiskBackend(self.node.path / "storage"),
-            reserved_space=s.reserved_space,
-            readonly=s.readonly,
+    def _onion_ports(self) -> dict[str, tuple[int, int]]:
+        """{service: (port on the onion address, local port)}."""
+        external = self.node.get_int("tor", "onion.external_port", DEFAULT_ONION_PORT)
+        ports = {}
+        if self.http is not None:
+            ports["storage"] = (external, self.http.port)
+        if self.introducer is not None:
+            ports["introducer"] = (external + (1 if ports else 0), self.introducer.port)
+        return ports
+
+    async def _start_onion(self) -> None:
+        from veil.adapters.tor import OnionService, find_control
+
+        key_blob = self.node.onion_key()
+        endpoint = await find_control(os.environ, self.node.section("tor"))
+        self.onion = await OnionService.start(
+            endpoint,
+            key_blob,
+            list(self._onion_ports().values()),
+            expected_address=self.node.recorded_onion(),
+            password=os.environ.get("TOR_CONTROL_PASSWD"),
+            cookie_file=os.environ.get("TOR_CONTROL_COOKIE_AUTH_FILE"),
         )
-        try:
-            self.http = await start_storage_http(
-                self.server,
-                self.node.swissnum(),
-                host=s.hostname,
-                port=s.port,
-                ssl_context=server_context(key, cert),
-            )
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {s.hostname}:{s.port}: {exc.strerror or exc}",
-                hint="choose another [storage] port in tahoe.cfg, or stop what uses it",
-            ) from None
-        ann = announcement(self.node, s.hostname, self.http.port)
-        self.nurl = ann["anonymous-storage-NURLs"][0].split("@")[1].split("/")[0]
+
+    def _write_introducer_furl(self, cert: Path) -> None:
+        assert self.introducer is not None
+        swissnum = (self.node.private / "introducer.swissnum").read_text().strip()
+        spki = spki_hash_of_pem(cert.read_bytes())
+        host = self._tcp_host("introducer")
+        if host is not None:
+            nurl = NURL("pb", spki, host, self.introducer.port, swissnum)
+        else:
+            assert self.onion is not None
+            port = self._onion_ports()["introducer"][0]
+            nurl = NURL("pb+tor", spki, self.onion.address, port, swissnum)
+        (self.node.private / "introducer.furl").write_text(nurl.to_string() + "\n")
+
+    def _announce(self) -> None:
+        assert self.http is not None
+        host = self._tcp_host("storage")
+        onion = None
+        if self.onion is not None:
+            onion = (self.onion.address, self._onion_ports()["storage"][0])
+        ann = announcement(self.node, host, self.http.port, onion)
+        self.nurl = "tor" if host is None else f"{host}:{self.http.port}"
         tmp = self.node.path / "announcement.yaml.tmp"
         tmp.write_text(yaml.safe_dump({"server_id": self.server_id, "ann": ann}))
         os.replace(tmp, self.node.path / "announcement.yaml")
@@ -169,7 +243,7 @@ class StorageNode:
         delay = 1.0
         while True:
             try:
-                await publish(nurl, signed)
+                await publish(nurl, signed, self.networks, petname)
                 log.info("announced to introducer %s", petname)
                 return
             except VeilError as exc:
@@ -181,6 +255,8 @@ class StorageNode:
         for task in self._publishers:
             task.cancel()
         (self.node.path / "announcement.yaml").unlink(missing_ok=True)
+        if self.onion is not None:
+            await self.onion.stop()
         for running in (self.http, self.introducer, self.web):
             if running is not None:
                 await running.stop()

@@ -42,6 +42,24 @@ def _text(v: str) -> str | None:
     return None
 
 
+def _choice(*allowed: str) -> Check:
+    def check(v: str) -> str | None:
+        return None if v.strip().lower() in allowed else "must be one of " + ", ".join(allowed)
+
+    return check
+
+
+def _endpoint(v: str) -> str | None:
+    from veil.errors import ConfigError
+    from veil.formats.tor_settings import parse_endpoint
+
+    try:
+        parse_endpoint(v)
+    except ConfigError:
+        return "must be an endpoint such as tcp:127.0.0.1:9050 or unix:/run/tor/socks"
+    return None
+
+
 @dataclass(frozen=True)
 class Key:
     check: Check
@@ -56,10 +74,10 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "reveal-IP-address": Key(
             _bool,
             "true",
-            "false: refuse anything that could reveal the IP address (Tor issue)",
-            False,
+            "false: connect only through Tor and refuse any setting that could reveal the "
+            "IP address",
         ),
-        "anonymize": Key(_bool, "false", "older synonym of reveal-IP-address = false", False),
+        "anonymize": Key(_bool, "false", "older synonym of reveal-IP-address = false"),
         "tub.port": Key(_text, "", "Tahoe's Foolscap listener (accepted, not used)", False),
         "tub.location": Key(_text, "", "Tahoe's announced location (accepted, not used)", False),
         "web.port": Key(_text, "", "Tahoe's web gateway port (accepted, not used yet)", False),
@@ -109,9 +127,35 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "helper": {"enabled": Key(_bool, "false", "Tahoe upload helper (accepted, not used)", False)},
     "connections": {
-        "tcp": Key(_text, "tcp", "how to make TCP connections (tor/i2p: later)", False)
+        "tcp": Key(
+            _choice("tcp", "tor", "disabled"),
+            "tcp (tor when hiding the IP address)",
+            "how pb:// (TCP) servers are reached: tcp, tor or disabled",
+        )
     },
-    "tor": {},
+    "tor": {
+        "enabled": Key(_bool, "true", "reach onion (pb+tor://) servers through Tor"),
+        "socks.port": Key(
+            _endpoint, "(found)", "Tor's SOCKS port: tcp:127.0.0.1:9050 or unix:/path"
+        ),
+        "control.port": Key(
+            _endpoint, "(found)", "Tor's control port, needed only for onion services"
+        ),
+        "onion": Key(_bool, "false", "publish this node's servers as a Tor onion service"),
+        "onion.external_port": Key(
+            _int(1, 65535),
+            "3457",
+            "port on the onion address (introducer: the next one when the node also runs storage)",
+        ),
+        "onion.local_port": Key(
+            _int(0, 65535), "0", "127.0.0.1 port the onion service forwards to (0: any)"
+        ),
+        "onion.private_key_file": Key(
+            _text, "private/tor_onion.privkey", "the onion service's key (keep it secret)"
+        ),
+        "launch": Key(_bool, "false", "Tahoe's private tor launch (not supported by veil)", False),
+        "tor.executable": Key(_text, "tor", "Tahoe's tor to launch (accepted, not used)", False),
+    },
     "i2p": {},
 }
 
@@ -129,8 +173,8 @@ def validate(sections: Mapping[str, Mapping[str, str]], filename: str) -> list[s
         for key, value in values.items():
             spec = known.get(key.lower())
             if spec is None:
-                if section in ("tor", "i2p"):
-                    continue  # their keys belong to the Tor/I2P issues; accepted as they are
+                if section == "i2p":
+                    continue  # I2P keys are accepted as they are until veil speaks I2P
                 close = ", ".join(sorted(schema or {})) or "none"
                 problems.append(
                     f"{filename}: [{section}] {key} is not a known key (allowed: {close})"

@@ -20,15 +20,20 @@ from veil.frontends import runtime
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="show the servers this client can reach")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--show-addresses",
+        action="store_true",
+        help="also show onion addresses (hidden by default: they identify anonymous servers)",
+    )
     p.set_defaults(func=run)
 
 
-async def _status(node_dir: Path) -> list[dict[str, Any]]:
+async def _status(node_dir: Path, show: bool) -> list[dict[str, Any]]:
     from veil.adapters.client import open_client
     from veil.adapters.server_status import server_rows
 
     async with open_client(node_dir) as client:
-        return await server_rows(client)
+        return await server_rows(client, show_addresses=show)
 
 
 def _ago(ts: float | None) -> str:
@@ -39,7 +44,7 @@ def _ago(ts: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = runtime.run(_status(Path(args.node_directory)))
+    rows = runtime.run(_status(Path(args.node_directory), args.show_addresses))
     if args.json:
         sys.stdout.write(json.dumps({"servers": rows}, indent=1) + "\n")
         return 0
