@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
-def _write_private(path: Path, data: str) -> None:
+def write_private(path: Path, data: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(data)
@@ -115,7 +115,7 @@ class NodeDirectory:
         name = self.get("tor", "onion.private_key_file", "private/tor_onion.privkey").strip()
         path = self.path / name
         if not path.exists():
-            _write_private(path, OnionKey.from_seed(os.urandom(32)).to_blob() + "\n")
+            write_private(path, OnionKey.from_seed(os.urandom(32)).to_blob() + "\n")
         try:
             return parse_key_blob(path.read_text())
         except Exception as exc:
@@ -145,7 +145,7 @@ class NodeDirectory:
         nickname: str = "",
         storage: bool = True,
         port: int = 0,
-        hostname: str = "127.0.0.1",
+        hostname: str | None = "127.0.0.1",
         params: EncodingParameters | None = None,
     ) -> NodeDirectory:
         """Make a new node directory with fresh secrets; refuse to overwrite one."""
@@ -167,18 +167,19 @@ class NodeDirectory:
         cfg["storage"] = {
             "enabled": "true" if storage else "false",
             "port": str(port),
-            "hostname": hostname,
             "reserved_space": "0",
             "readonly": "false",
         }
+        if hostname is not None:  # None: reached only as an onion service
+            cfg["storage"]["hostname"] = hostname
         key = Ed25519PrivateKey.generate()
         seed = key.private_bytes_raw()
         pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        _write_private(path / "private" / "node.privkey", "priv-v0-" + base32.b2a(seed) + "\n")
+        write_private(path / "private" / "node.privkey", "priv-v0-" + base32.b2a(seed) + "\n")
         (path / "node.pubkey").write_text("pub-v0-" + base32.b2a(pub) + "\n")
         for name, size in (("convergence", 32), ("secret", 32)):
-            _write_private(path / "private" / name, base32.b2a(os.urandom(size)) + "\n")
-        _write_private(path / "private" / "storage.swissnum", base32.b2a(os.urandom(20)) + "\n")
+            write_private(path / "private" / name, base32.b2a(os.urandom(size)) + "\n")
+        write_private(path / "private" / "storage.swissnum", base32.b2a(os.urandom(20)) + "\n")
         from veil.adapters.tls import create_identity
 
         create_identity(path / "private" / "tls.key", path / "private" / "tls.crt")
@@ -316,7 +317,7 @@ class NodeDirectory:
         entries = self.introducers()
         entries[petname] = nurl
         doc = {"introducers": {p: {"furl": f} for p, f in entries.items()}}
-        _write_private(self.private / "introducers.yaml", yaml.safe_dump(doc))
+        write_private(self.private / "introducers.yaml", yaml.safe_dump(doc))
 
     def next_seqnum(self) -> int:
         """A new announcement sequence number, kept in ``announcement-seqnum``."""
@@ -332,4 +333,4 @@ class NodeDirectory:
         import yaml
 
         doc = {"storage": {sid: {"ann": ann} for sid, ann in servers.items()}}
-        _write_private(self.private / "servers.yaml", yaml.safe_dump(doc, sort_keys=True))
+        write_private(self.private / "servers.yaml", yaml.safe_dump(doc, sort_keys=True))

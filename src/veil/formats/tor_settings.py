@@ -14,6 +14,7 @@ of a node asked to hide it; any one stops start-up (fail closed).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -51,10 +52,14 @@ def parse_endpoint(text: str, *, default_host: str = "127.0.0.1") -> Endpoint:
             raise ConfigError(f"{text!r}: a unix socket path must be absolute")
         return Endpoint(path=path)
     value = value.removeprefix("tcp:")
-    fields = dict(f.split("=", 1) for f in value.split(":") if "=" in f)
-    plain = [f for f in value.split(":") if "=" not in f]
-    host = fields.get("host") or (plain[0] if len(plain) == 2 else default_host)
-    port_text = fields.get("port") or (plain[-1] if plain else "")
+    bracketed = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", value)
+    if bracketed:
+        host, port_text = bracketed.group(1), bracketed.group(2)
+    else:
+        fields = dict(f.split("=", 1) for f in value.split(":") if "=" in f)
+        plain = [f for f in value.split(":") if "=" not in f]
+        host = fields.get("host") or (plain[0] if len(plain) == 2 else default_host)
+        port_text = fields.get("port") or (plain[-1] if len(plain) in (1, 2) else "")
     try:
         port = int(port_text)
     except ValueError:
@@ -63,7 +68,7 @@ def parse_endpoint(text: str, *, default_host: str = "127.0.0.1") -> Endpoint:
         ) from None
     if not 1 <= port <= 65535:
         raise ConfigError(f"{text!r}: port out of range")
-    return Endpoint(host=host.strip("[]"), port=port)
+    return Endpoint(host=host, port=port)
 
 
 @dataclass(frozen=True)

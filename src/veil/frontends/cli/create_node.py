@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.nodedir import NodeDirectory, write_private
 from veil.errors import UsageError, VeilError
+from veil.formats.onion import OnionKey
 from veil.formats.params import EncodingParameters
+from veil.formats.tor_settings import DEFAULT_ONION_PORT, parse_endpoint
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +22,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--nickname", default="", help="a name for the introducer")
     p.add_argument("--port", type=int, default=0, help="introducer listening port (0: any)")
     p.add_argument("--hostname", default="127.0.0.1", help="address announced to nodes")
+    _add_tor_options(p)
     p.set_defaults(func=run_introducer)
+
+
+def _add_tor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--listen",
+        default=None,
+        help="how others reach this node: tcp, tor (an onion service), tcp,tor, or none "
+        "(default: tcp, or tor with --hide-ip)",
+    )
+    p.add_argument(
+        "--hide-ip",
+        action="store_true",
+        help="never reveal this node's IP address: connect only through Tor",
+    )
+    p.add_argument(
+        "--tor-control-port",
+        default=None,
+        help="Tor's control port for the onion service (default: found at start, "
+        "e.g. TOR_CONTROL_PORT, /var/run/tor/control, 9051)",
+    )
 
 
 def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
@@ -33,11 +57,8 @@ def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) ->
     p.add_argument("--port", type=int, default=0, help="storage listening port (0: any)")
     p.add_argument("--hostname", default="127.0.0.1", help="address announced to clients")
     p.add_argument("--location", default=None, help="announced address: tcp:HOST:PORT or HOST")
-    p.add_argument("--listen", default="tcp", help="tcp (default), none; tor and i2p come later")
-    p.add_argument("--webport", default=None, help="web gateway port, kept for later use")
-    p.add_argument(
-        "--hide-ip", action="store_true", help="never reveal this node's IP address (needs Tor)"
-    )
+    p.add_argument("--webport", default=None, help="web gateway, e.g. tcp:3456:interface=127.0.0.1")
+    _add_tor_options(p)
     p.add_argument(
         "--introducer", default=None, help="an introducer's NURL (from its private/introducer.furl)"
     )
@@ -60,15 +81,64 @@ def _location(args: argparse.Namespace) -> tuple[str, int]:
     return host, int(port) if port else args.port
 
 
+def _listen(args: argparse.Namespace) -> set[str]:
+    """The --listen choices, checked against --hide-ip before anything is written."""
+    default = "none" if getattr(args, "client_only", False) else "tor" if args.hide_ip else "tcp"
+    text = args.listen or default
+    chosen = {w.strip() for w in text.split(",") if w.strip()}
+    unknown = chosen - {"tcp", "tor", "none"}
+    if unknown or not chosen or ("none" in chosen and len(chosen) > 1):
+        raise UsageError(f"--listen={text}: choose tcp, tor, tcp,tor or none")
+    if args.hide_ip and "tcp" in chosen:
+        raise UsageError(
+            "--listen=tcp would publish this node's IP address, which --hide-ip forbids",
+            hint="use --listen=tor (an onion service) or --listen=none",
+        )
+    webport = getattr(args, "webport", None)
+    if args.hide_ip and webport and webport != "none" and "interface=127.0.0.1" not in webport:
+        raise UsageError(
+            f"--webport={webport} would listen on every network interface",
+            hint="add :interface=127.0.0.1, e.g. --webport=tcp:3456:interface=127.0.0.1",
+        )
+    chosen.discard("none")
+    return chosen
+
+
+def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[str]) -> None:
+    """[node]/[connections]/[tor] for --hide-ip and --listen=tor. The onion key is
+    made here, so the address is known (and announced) before the first run."""
+    if args.hide_ip:
+        node.config["node"]["reveal-IP-address"] = "false"
+        node.config["connections"] = {"tcp": "tor"}
+    if "tor" in listen:
+        tor = {
+            "onion": "true",
+            "onion.external_port": str(DEFAULT_ONION_PORT),
+            "onion.private_key_file": "private/tor_onion.privkey",
+        }
+        if args.tor_control_port:
+            parse_endpoint(args.tor_control_port)
+            tor["control.port"] = args.tor_control_port
+        node.config["tor"] = tor
+        key = OnionKey.from_seed(os.urandom(32))
+        write_private(node.private / "tor_onion.privkey", key.to_blob() + "\n")
+        hints = [f"tor:{key.address}:{DEFAULT_ONION_PORT}"]
+        for section in ("storage", "introducer"):
+            host = node.config.get(section, "hostname", fallback=None)
+            if "tcp" in listen and host and node.config.getboolean(section, "enabled"):
+                hints.insert(0, f"tcp:{host}:{node.config.get(section, 'port')}")
+        node.config["node"]["tub.location"] = ",".join(hints)
+    with open(node.config_path, "w", encoding="utf-8") as f:
+        node.config.write(f)
+    NodeDirectory(node.path).require_network_allowed()  # what we wrote must pass
+
+
 def run(args: argparse.Namespace) -> int:
     from veil.formats.nurl import parse_nurl
 
     path = Path(args.directory or args.node_directory)
     params = EncodingParameters(args.shares_needed, args.shares_happy, args.shares_total)
-    if args.listen not in ("tcp", "none"):
-        raise UsageError(
-            f"--listen={args.listen} is not yet available; this version offers tcp or none"
-        )
+    listen = _listen(args)
     host, port = _location(args)
     if args.introducer:
         try:
@@ -81,14 +151,13 @@ def run(args: argparse.Namespace) -> int:
     node = NodeDirectory.create(
         path,
         nickname=args.nickname,
-        storage=not (args.no_storage or args.client_only or args.listen == "none"),
+        storage=not (args.no_storage or args.client_only or not listen),
         port=port,
-        hostname=host,
+        hostname=host if "tcp" in listen else None,
         params=params,
     )
+    _write_network(node, args, listen)
     extra = {}
-    if args.hide_ip:
-        extra["reveal-IP-address"] = "false"
     if args.webport:
         extra["web.port"] = args.webport
     if extra:
@@ -103,14 +172,14 @@ def run(args: argparse.Namespace) -> int:
 
 def run_introducer(args: argparse.Namespace) -> int:
     path = Path(args.directory or args.node_directory)
-    node = NodeDirectory.create(path, nickname=args.nickname, storage=False)
-    node.config["introducer"] = {
-        "enabled": "true",
-        "port": str(args.port),
-        "hostname": args.hostname,
-    }
-    with open(node.config_path, "w", encoding="utf-8") as f:
-        node.config.write(f)
+    listen = _listen(args)
+    if not listen:
+        raise UsageError("an introducer must listen: --listen=tcp, tor or tcp,tor")
+    node = NodeDirectory.create(path, nickname=args.nickname, storage=False, hostname=None)
+    node.config["introducer"] = {"enabled": "true", "port": str(args.port)}
+    if "tcp" in listen:
+        node.config["introducer"]["hostname"] = args.hostname
+    _write_network(node, args, listen)
     sys.stdout.write(
         f"created introducer in {path}; after 'veil run {path}', its address is in "
         f"{path / 'private' / 'introducer.furl'}\n"
