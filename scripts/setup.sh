@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Installs everything veil needs on a fresh Debian machine, idempotently:
-# system libraries (ISA-L for fast erasure coding), a virtualenv in .venv with
-# veil and its test tools. Safe to run again; fast when nothing is missing.
+# system packages (ISA-L for fast erasure coding; tor, which anonymous nodes use
+# through its SOCKS port and the Tor tests run as a private network), a
+# virtualenv in .venv with veil and its test tools. Safe to run again; fast
+# when nothing is missing. The tests never use a system tor, only their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 if ! ldconfig -p 2>/dev/null | grep -q 'libisal\.so\.2'; then need_apt+=(libisal2); fi
+if ! command -v tor >/dev/null || ! command -v tor-gencert >/dev/null; then need_apt+=(tor); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing ${need_apt[*]} with apt-get" >&2
         (apt-get update -q >/dev/null 2>&1 || true)
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null \
-            || echo "setup: warning: could not install ${need_apt[*]}; zfec will be used" >&2
+            || echo "setup: warning: could not install ${need_apt[*]} (zfec replaces ISA-L; the Tor tests will fail without tor)" >&2
     else
-        echo "setup: note: ${need_apt[*]} missing and not root; erasure coding falls back to zfec" >&2
+        echo "setup: note: ${need_apt[*]} missing and not root (zfec replaces ISA-L; the Tor tests need tor)" >&2
     fi
 fi
 

@@ -251,6 +251,21 @@ class StorageNode:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
 
+    def describe(self) -> str:
+        """What runs and how it is reached, for the log (no onion addresses)."""
+        parts = []
+        for name, running in (("storage", self.http), ("introducer", self.introducer)):
+            if running is None:
+                continue
+            host = self._tcp_host(name)
+            ways = [f"tcp {host}:{running.port}"] if host is not None else []
+            if self.onion is not None:
+                ways.append("tor onion service")
+            parts.append(f"{name} via {' and '.join(ways)}")
+        if self.web is not None:
+            parts.append(f"web gateway on {self.web_port}")
+        return "; ".join(parts) or "nothing"
+
     async def stop(self) -> None:
         for task in self._publishers:
             task.cancel()

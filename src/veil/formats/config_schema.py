@@ -79,7 +79,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         ),
         "anonymize": Key(_bool, "false", "older synonym of reveal-IP-address = false"),
         "tub.port": Key(_text, "", "Tahoe's Foolscap listener (accepted, not used)", False),
-        "tub.location": Key(_text, "", "Tahoe's announced location (accepted, not used)", False),
+        "tub.location": Key(
+            _text, "", "announced locations; its tor: hint records the node's onion address"
+        ),
         "web.port": Key(_text, "", "Tahoe's web gateway port (accepted, not used yet)", False),
         "web.static": Key(
             _text, "public_html", "Tahoe's static web files (accepted, not used)", False
@@ -112,7 +114,11 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "storage": {
         "enabled": Key(_bool, "true", "serve storage when 'veil run'"),
         "port": Key(_int(0, 65535), "0", "HTTPS port of the storage server (0: any free port)"),
-        "hostname": Key(_text, "127.0.0.1", "address bound and announced in the NURL"),
+        "hostname": Key(
+            _text,
+            "127.0.0.1",
+            "address bound and announced in the NURL (absent: onion service only)",
+        ),
         "reserved_space": Key(_size, "0", "free disk space to leave untouched (10G, 500M)"),
         "readonly": Key(_bool, "false", "accept no new shares; serve existing ones"),
         "force_foolscap": Key(

@@ -31,7 +31,7 @@ async def _serve(path: Path) -> int:
     log = logging.getLogger("veil")
     node = StorageNode(path)
     await node.start()
-    log.info("veil %s storage node %s listening on %s", __version__, node.server_id, node.nurl)
+    log.info("veil %s node %s running: %s", __version__, node.server_id, node.describe())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
