@@ -170,8 +170,8 @@ async def open_client(
     )
     networks = await networks_for(node, need_tor=intro_tor, tcp=network)
     servers = await known_servers(node, networks)
-    if networks.tor is None and any(needs_tor(s, a) for s, a in servers.items()):
-        networks = await networks_for(node, need_tor=True, tcp=network)
+    if any(needs_tor(s, a) for s, a in servers.items()):
+        await networks.ensure_tor()
     static = node.servers()
     clients = []
     for sid, ann in servers.items():
@@ -186,3 +186,4 @@ async def open_client(
         yield Client(node, broker, node.encoding_parameters(), servers)
     finally:
         await broker.close()
+        await networks.close()

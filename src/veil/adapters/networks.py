@@ -1,6 +1,7 @@
 """Which network reaches which server: the connection policy of a node.
 
-Built once per command from ``tahoe.cfg`` and the environment:
+Built once per command (or per running node) from ``tahoe.cfg`` and the
+environment:
 
     [connections] tcp   how ``pb://`` (TCP) addresses are reached: tcp, tor or
                         disabled. Default tcp, or tor when the node hides its
@@ -8,22 +9,29 @@ Built once per command from ``tahoe.cfg`` and the environment:
     [tor] enabled       whether ``pb+tor://`` (onion) addresses are reached
                         through Tor (default true).
 
-Tor is looked for only when something needs it; a node that hides its IP
-address looks at once and refuses to run without it. ``choose`` picks, for a
-server's NURLs, the one to use and the provider that reaches it, preferring
-onion addresses when the node is anonymous and TCP otherwise.
+Tor is looked for only when something needs it (``ensure_tor``); a node that
+hides its IP address looks at once and refuses to run without it. The search
+is ``TOR_*`` variables, ``[tor]`` settings, a system tor, and last a private
+tor launched for this process when ``[tor] launch = true`` (stopped by
+``close``). ``choose`` picks, among a server's NURLs, the one to use and the
+provider that reaches it: onion first when anonymous, TCP first otherwise.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from veil.adapters.network import NetworkProvider, TcpProvider
 from veil.adapters.nodedir import NodeDirectory
 from veil.errors import ConfigError
 from veil.formats.nurl import NURL
+from veil.formats.tor_settings import Endpoint, control_search, socks_search
+
+if TYPE_CHECKING:
+    from veil.adapters.tor_launch import LaunchedTor
 
 TOR_SCHEME = "pb+tor"
 
@@ -33,7 +41,11 @@ class Networks:
     tcp: NetworkProvider | None
     tor: NetworkProvider | None
     anonymous: bool
-    tor_problem: str = ""  # why ``tor`` is None, when it is
+    tor_problem: str = "Tor is not configured"
+    node: NodeDirectory | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    tcp_mode: str = "tcp"
+    launched: LaunchedTor | None = None
 
     def provider_for(self, nurl: NURL) -> NetworkProvider | None:
         if nurl.scheme == "pb" and not nurl.host.endswith((".onion", ".i2p")):
@@ -56,6 +68,66 @@ class Networks:
             return f"it is reachable only as an onion service and {self.tor_problem}"
         return f"it offers {', '.join(kinds)} and [connections] tcp = disabled"
 
+    async def ensure_tor(self) -> None:
+        """Find (or launch) Tor now; a node that must use Tor fails without it."""
+        if self.tor is not None or self.node is None:
+            return
+        if not self.node.get_bool("tor", "enabled", True):
+            self.tor_problem = "[tor] enabled = false"
+            return
+        must = self.anonymous or self.tcp_mode == "tor"
+        try:
+            from veil.adapters.tor import TorProvider
+
+            self.tor = TorProvider(await self._find_socks())
+        except ConfigError as exc:
+            if must:
+                raise ConfigError(
+                    f"{exc} — this node only connects through Tor, so it will not start",
+                    hint=exc.hint,
+                ) from None
+            self.tor_problem = str(exc)
+            return
+        if self.tcp_mode == "tor":
+            self.tcp = self.tor
+
+    async def _find_socks(self) -> Endpoint:
+        from veil.adapters.tor import find_socks
+
+        assert self.node is not None
+        tor_cfg = self.node.section("tor")
+        search = socks_search(self.env, tor_cfg)
+        launch = self.node.get_bool("tor", "launch", False)
+        if search.explicit or not launch or self.env.get("TOR_SKIP_LAUNCH", "") == "1":
+            return await find_socks(self.env, tor_cfg)
+        try:
+            return await find_socks(self.env, tor_cfg)  # a system tor comes first
+        except ConfigError:
+            pass
+        from veil.adapters.tor_launch import launch as launch_tor
+
+        self.launched = await launch_tor(
+            self.node.private,
+            tor_cfg.get("tor.executable", "tor").strip() or "tor",
+            tor_cfg.get("launch.torrc_extra", "").strip() or None,
+        )
+        return self.launched.socks
+
+    async def control_port(self) -> tuple[Endpoint, str | None]:
+        """Tor's control port for onion services, and the cookie file to use."""
+        from veil.adapters.tor import find_control
+
+        assert self.node is not None
+        cookie = self.env.get("TOR_CONTROL_COOKIE_AUTH_FILE") or None
+        if self.launched is not None and not control_search(self.env, {}).explicit:
+            return self.launched.control, cookie or self.launched.cookie_file
+        return await find_control(self.env, self.node.section("tor")), cookie
+
+    async def close(self) -> None:
+        if self.launched is not None:
+            await self.launched.stop()
+            self.launched = None
+
 
 async def networks_for(
     node: NodeDirectory,
@@ -65,31 +137,19 @@ async def networks_for(
     tcp: NetworkProvider | None = None,
 ) -> Networks:
     """The providers for a node. ``need_tor``: find Tor now even if not anonymous."""
-    from veil.adapters.tor import TorProvider, find_socks
-
     node.require_network_allowed()
-    environ = os.environ if env is None else env
-    tor_cfg = node.section("tor")
     anonymous = node.hides_ip
     tcp_mode = node.get("connections", "tcp", "tor" if anonymous else "tcp").strip().lower()
     if tcp_mode not in ("tcp", "tor", "disabled"):
         raise ConfigError(f"[connections] tcp = {tcp_mode}: veil knows tcp, tor and disabled")
-    tor_enabled = node.get_bool("tor", "enabled", True)
-    tor: NetworkProvider | None = None
-    problem = "[tor] enabled = false"
-    if tor_enabled and (anonymous or need_tor or tcp_mode == "tor"):
-        try:
-            tor = TorProvider(await find_socks(environ, tor_cfg))
-        except ConfigError as exc:
-            if anonymous or tcp_mode == "tor":
-                raise ConfigError(
-                    f"{exc} — this node only connects through Tor, so it will not start",
-                    hint=exc.hint,
-                ) from None
-            problem = str(exc)
-    direct: NetworkProvider | None = {
-        "tcp": tcp or TcpProvider(),
-        "tor": tor,
-        "disabled": None,
-    }[tcp_mode]
-    return Networks(direct, tor, anonymous, problem)
+    networks = Networks(
+        tcp or TcpProvider() if tcp_mode == "tcp" else None,
+        None,
+        anonymous,
+        node=node,
+        env=dict(os.environ if env is None else env),
+        tcp_mode=tcp_mode,
+    )
+    if anonymous or need_tor or tcp_mode == "tor":
+        await networks.ensure_tor()
+    return networks

@@ -183,17 +183,19 @@ class StorageNode:
         return ports
 
     async def _start_onion(self) -> None:
-        from veil.adapters.tor import OnionService, find_control
+        from veil.adapters.tor import OnionService
 
+        assert self.networks is not None
         key_blob = self.node.onion_key()
-        endpoint = await find_control(os.environ, self.node.section("tor"))
+        await self.networks.ensure_tor()  # a launched tor serves the onion too
+        endpoint, cookie = await self.networks.control_port()
         self.onion = await OnionService.start(
             endpoint,
             key_blob,
             list(self._onion_ports().values()),
             expected_address=self.node.recorded_onion(),
             password=os.environ.get("TOR_CONTROL_PASSWD"),
-            cookie_file=os.environ.get("TOR_CONTROL_COOKIE_AUTH_FILE"),
+            cookie_file=cookie,
         )
 
     def _write_introducer_furl(self, cert: Path) -> None:
@@ -272,6 +274,8 @@ class StorageNode:
         (self.node.path / "announcement.yaml").unlink(missing_ok=True)
         if self.onion is not None:
             await self.onion.stop()
+        if self.networks is not None:
+            await self.networks.close()
         for running in (self.http, self.introducer, self.web):
             if running is not None:
                 await running.stop()

@@ -159,8 +159,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "onion.private_key_file": Key(
             _text, "private/tor_onion.privkey", "the onion service's key (keep it secret)"
         ),
-        "launch": Key(_bool, "false", "Tahoe's private tor launch (not supported by veil)", False),
-        "tor.executable": Key(_text, "tor", "Tahoe's tor to launch (accepted, not used)", False),
+        "launch": Key(
+            _bool, "false", "start a private tor if no system tor answers (TOR_SKIP_LAUNCH=1: no)"
+        ),
+        "tor.executable": Key(_text, "tor", "the tor program to launch"),
+        "launch.torrc_extra": Key(
+            _text, "", "file of extra torrc lines for the launched tor (bridges, for example)"
+        ),
     },
     "i2p": {},
 }
