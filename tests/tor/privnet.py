@@ -481,15 +481,28 @@ class TorNetwork:
         return "\n".join(out)
 
     def stop(self, timeout: float = 15) -> None:
-        pids = [p for n in self.nodes if (p := self.pid(n))]
-        for pid in pids:
+        """SIGTERM every tor of this network, SIGKILL what is left after ``timeout``.
+        The PIDs are read once: tor deletes its pid file as it exits, and now and
+        then hangs after that (seen in the recipe and here)."""
+        running = {pid: n for n in self.nodes if (pid := self.pid(n))}
+        for pid in running:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(self.pid(n) for n in self.nodes):
+        while time.monotonic() < deadline and any(_alive(p, n) for p, n in running.items()):
             time.sleep(0.1)
-        for n in self.nodes:
-            if pid := self.pid(n):
+        for pid, node in running.items():
+            if _alive(pid, node):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int, node: Node) -> bool:
+    """Is ``pid`` still this node's tor (and not a zombie)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return str(node.torrc).encode() in cmdline.split(b"\0") and state != "Z"

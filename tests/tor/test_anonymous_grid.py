@@ -202,3 +202,37 @@ def test_with_tor_stopped_the_client_refuses_and_servers_see_nothing(
     assert done.returncode == 1
     assert "does not answer" in done.stderr and "Traceback" not in done.stderr
     assert sniffer.syns_to(grid.tcp_ports) == [] and sniffer.dns == []
+
+
+def _processes_using(path: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(path).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_node_launches_its_own_tor_when_told_to(grid: Grid, tmp_path: Path) -> None:
+    join = tmp_path / "join.torrc"
+    join.write_text(grid.net.joining_torrc())  # the test network instead of the real one
+    server = grid.nodes.server(
+        "launcher",
+        listen="tor",
+        env={},  # no TOR_* variables and no system tor: veil starts one
+        config={"tor.launch": "true", "tor.launch.torrc_extra": str(join)},
+    )
+    torrc = server.path / "private" / "torrc"
+    assert _processes_using(torrc), "a private tor runs"
+    client = grid.nodes.client("with-launcher", hide_ip=True, servers=[server, *grid.onion])
+    rows = grid.nodes.wait_connected(client, grid.client_env, 3)
+    assert any(r["nickname"] == "launcher" and r["connected"] for r in rows)
+    server.process.terminate()
+    assert server.process.wait(30) == 0
+    deadline = time.monotonic() + 20
+    while _processes_using(torrc) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_using(torrc), "the launched tor stops with the node"

@@ -91,6 +91,7 @@ class VeilNodes:
         control: str | None = None,
         hide_ip: bool = True,
         introducer: str | None = None,
+        config: dict[str, str] | None = None,
     ) -> Server:
         path = self.root / name
         args = ["create-node", f"--listen={listen}", "--nickname", name, *SHARES, str(path)]
@@ -101,6 +102,8 @@ class VeilNodes:
         if introducer:
             args.insert(1, f"--introducer={introducer}")
         veil(*args)
+        for key, value in (config or {}).items():
+            veil("-d", str(path), "config", "set", key, value)
         server = Server(path, self._run(path, env, path / "announcement.yaml"))
         self.servers.append(server)
         return server
