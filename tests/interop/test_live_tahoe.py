@@ -19,7 +19,7 @@ from veil.adapters.client import open_client
 from veil.adapters.nodedir import NodeDirectory
 from veil.formats.caps import CHKReadCap, parse_read_cap
 
-from .tahoe_harness import TahoeNode, storage_announcement, tahoe_executable
+from .tahoe_harness import TahoeNode, _http, storage_announcement, tahoe_executable
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +261,64 @@ def test_mixed_grid_any_three_servers_rebuild(
                 assert asyncio.run(veil_get(sub, cap)) == data
     finally:
         tnode.stop()
+
+
+# -- mutable files and directories: a Tahoe client on veil storage servers -------------
+
+
+def _tahoe_json(node: TahoeNode, cap: str) -> Any:
+    import json
+
+    return json.loads(_http("GET", f"{node.url}/uri/{cap}?t=json"))
+
+
+@pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
+def test_tahoe_mutable_files_on_veil_servers(
+    tahoe_client_on_veil: TahoeNode, veil_grid: Path, fmt: str
+) -> None:
+    from veil.formats.mutable_caps import attenuate, parse_user_cap
+
+    node = tahoe_client_on_veil
+    first, second = os.urandom(10_000), os.urandom(300_000 if fmt == "MDMF" else 20_000)
+    cap = _http("PUT", f"{node.url}/uri?format={fmt}", first).decode().strip()
+    assert cap.startswith("URI:MDMF:" if fmt == "MDMF" else "URI:SSK:")
+    assert node.get(cap) == first
+    _http("PUT", f"{node.url}/uri/{cap}", second)  # a new version: read, test and write
+    assert node.get(cap) == second
+    if fmt == "MDMF":  # an in-place partial update of one segment
+        _http("PUT", f"{node.url}/uri/{cap}?offset=140000", b"veil" * 5)
+        second = second[:140000] + b"veil" * 5 + second[140020:]
+        assert node.get(cap) == second
+    check = node.check(cap, verify=True)
+    assert check["results"]["healthy"] is True, check
+    # veil's attenuation agrees with Tahoe's
+    info = _tahoe_json(node, cap)[1]
+    assert attenuate(parse_user_cap(cap)).to_string() == info["ro_uri"]
+    assert attenuate(parse_user_cap(cap), verify=True).to_string() == info["verify_uri"]
+    # the shares sit in Tahoe-format mutable containers on the veil servers
+    from veil.adapters.disk_backend import DiskBackend
+    from veil.formats.mutable_caps import SSKWriteCap
+
+    write = parse_user_cap(cap)
+    assert isinstance(write, SSKWriteCap)
+    si = write.read_cap().storage_index
+    slots = [
+        DiskBackend(d, discard_incoming=False).list_slots(si)
+        for d in sorted(veil_grid.glob("storage-*/storage"))
+    ]
+    assert sum(len(s) for s in slots) == 3  # 2-of-3: one share on each server
+
+
+def test_tahoe_directories_on_veil_servers(tahoe_client_on_veil: TahoeNode) -> None:
+    from veil.formats.mutable_caps import DirCap, attenuate, parse_user_cap
+
+    node = tahoe_client_on_veil
+    dircap = _http("POST", f"{node.url}/uri?t=mkdir", b"").decode().strip()
+    assert isinstance(parse_user_cap(dircap), DirCap)
+    data = os.urandom(5000)
+    _http("PUT", f"{node.url}/uri/{dircap}/hello.txt", data)
+    _http("POST", f"{node.url}/uri/{dircap}?t=mkdir&name=sub", b"")
+    listing = _tahoe_json(node, dircap)
+    assert listing[0] == "dirnode" and set(listing[1]["children"]) == {"hello.txt", "sub"}
+    assert _http("GET", f"{node.url}/uri/{dircap}/hello.txt") == data
+    assert attenuate(parse_user_cap(dircap)).to_string() == listing[1]["ro_uri"]

@@ -28,6 +28,7 @@ from veil.formats.container import (
     parse_header,
     parse_leases,
 )
+from veil.formats.mutable_container import MAGIC_PREFIX, is_mutable
 
 
 def _fsync_dir(path: Path) -> None:
@@ -107,12 +108,62 @@ class DiskBackend:
             except OSError:
                 return
 
-    def list_shares(self, storage_index: bytes) -> frozenset[int]:
+    def _numbered(self, storage_index: bytes) -> dict[int, bool]:
+        """{share number: is a mutable container} of the files of a storage index."""
+        directory = self.share_dir(storage_index)
         try:
-            names = os.listdir(self.share_dir(storage_index))
+            names = os.listdir(directory)
         except FileNotFoundError:
-            return frozenset()
-        return frozenset(int(n) for n in names if n.isdigit())
+            return {}
+        out = {}
+        for name in names:
+            if name.isdigit():
+                try:
+                    with open(directory / name, "rb") as f:
+                        out[int(name)] = is_mutable(f.read(len(MAGIC_PREFIX)))
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def list_shares(self, storage_index: bytes) -> frozenset[int]:
+        return frozenset(n for n, mutable in self._numbered(storage_index).items() if not mutable)
+
+    # -- mutable containers (raw bytes; the storage core interprets them) --
+
+    def list_slots(self, storage_index: bytes) -> frozenset[int]:
+        return frozenset(n for n, mutable in self._numbered(storage_index).items() if mutable)
+
+    def read_slot(self, storage_index: bytes, share_number: int, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(storage_index, share_number), os.O_RDONLY)
+        except FileNotFoundError:
+            raise KeyError(share_number) from None
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def write_slot(
+        self, storage_index: bytes, share_number: int, writes: list[tuple[int, bytes]]
+    ) -> None:
+        """Apply ``writes`` (offset, bytes) to a container, creating it, then fsync."""
+        path = self._path(storage_index, share_number)
+        created = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            for offset, data in writes:
+                os.pwrite(fd, data, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(path.parent)
+
+    def delete_slot(self, storage_index: bytes, share_number: int) -> None:
+        path = self._path(storage_index, share_number)
+        path.unlink(missing_ok=True)
+        self.remove_empty(path.parent)
 
     def create_incoming(
         self, storage_index: bytes, share_number: int, allocated_size: int

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from veil.errors import BadRequest, StorageError
-from veil.formats import base32, wire
+from veil.errors import BadRequest, StorageError, Unauthorized
+from veil.formats import base32, wire, wire_mutable
 from veil.services.interfaces import StorageService
 
 from .network import NetworkProvider, TcpProvider
@@ -46,6 +46,8 @@ _RANGE = re.compile(r"^bytes=([0-9]{1,19})-([0-9]{1,19})\Z")
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/(\*|[0-9]{1,19})\Z")
 _MIME = re.compile(r"^([^/\s;]+)/([^/\s;]+)\Z")
 RENEW, CANCEL, UPLOAD = "lease-renew-secret", "lease-cancel-secret", "upload-secret"
+WRITE_ENABLER = "write-enabler"
+MAX_MUTABLE_READ = 64 * 1024 * 1024  # one ranged read of a mutable share
 SECRET_KINDS = frozenset({RENEW, CANCEL, UPLOAD, "write-enabler"})
 OCTETS = "application/octet-stream"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -170,6 +172,10 @@ class StorageHTTPApp:
         app.router.add_get(f"{v1}/immutable/{_SI}/{_SHNUM}", self.read, allow_head=False)
         app.router.add_post(f"{v1}/immutable/{_SI}/{_SHNUM}/corrupt", self.corrupt)
         app.router.add_put(f"{v1}/lease/{_SI}", self.lease)
+        app.router.add_post(f"{v1}/mutable/{_SI}/read-test-write", self.read_test_write)
+        app.router.add_get(f"{v1}/mutable/{_SI}/shares", self.mutable_shares)
+        app.router.add_get(f"{v1}/mutable/{_SI}/{_SHNUM}", self.mutable_read, allow_head=False)
+        app.router.add_post(f"{v1}/mutable/{_SI}/{_SHNUM}/corrupt", self.mutable_corrupt)
         return app
 
     @web.middleware
@@ -283,6 +289,57 @@ class StorageHTTPApp:
         reason = wire.decode_corrupt_request(await _cbor_body(request, wire.MAX_CORRUPT_BODY))
         si, shnum = self._where(request)
         await self._core(self.service.advise_corrupt_share, si, shnum, reason)
+        return _text(200)
+
+    # -- mutable ------------------------------------------------------------------
+
+    async def read_test_write(self, request: web.Request) -> web.Response:
+        secrets = _secrets(request, frozenset({WRITE_ENABLER, RENEW, CANCEL}))
+        body = await _cbor_body(request, wire_mutable.MAX_RTW_BODY)
+        vectors, reads = wire_mutable.decode_rtw_request(body)
+        try:
+            result = await self._core(
+                self.service.mutable_read_test_write,
+                self._where(request)[0],
+                vectors,
+                reads,
+                write_enabler=secrets[WRITE_ENABLER],
+                renew_secret=secrets[RENEW],
+                cancel_secret=secrets[CANCEL],
+            )
+        except Unauthorized:
+            return web.Response(status=401)  # Tahoe answers a wrong write enabler with no body
+        return _cbor(request, wire_mutable.encode_rtw_result(result))
+
+    async def mutable_shares(self, request: web.Request) -> web.Response:
+        shares = await self._core(self.service.mutable_list_shares, self._where(request)[0])
+        return _cbor(request, wire.encode_share_list(shares))
+
+    async def mutable_read(self, request: web.Request) -> web.Response:
+        si, shnum = self._where(request)
+        length = await self._core(self.service.mutable_share_length, si, shnum)
+        header = request.headers.get("Range")
+        if header is None:
+            start, stop, status = 0, length, 200
+        else:
+            m = _RANGE.match(header.strip())
+            if not m or int(m[2]) < int(m[1]):
+                return _text(416, "only a single bounded byte range is supported")
+            start, stop, status = int(m[1]), min(int(m[2]) + 1, length), 206
+            if start >= length:
+                return web.Response(status=204, content_type=OCTETS)
+        if stop - start > MAX_MUTABLE_READ:
+            return _text(416, f"read at most {MAX_MUTABLE_READ} bytes at a time")
+        data = await self._core(self.service.mutable_read, si, shnum, start, stop - start)
+        headers = (
+            {"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"} if status == 206 else {}
+        )
+        return web.Response(status=status, body=data, content_type=OCTETS, headers=headers)
+
+    async def mutable_corrupt(self, request: web.Request) -> web.Response:
+        reason = wire.decode_corrupt_request(await _cbor_body(request, wire.MAX_CORRUPT_BODY))
+        si, shnum = self._where(request)
+        await self._core(self.service.mutable_advise_corrupt, si, shnum, reason)
         return _text(200)
 
     async def lease(self, request: web.Request) -> web.Response:

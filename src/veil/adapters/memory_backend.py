@@ -33,6 +33,25 @@ class MemoryBackend:
         self.capacity = capacity
         self.shares: dict[tuple[bytes, int], tuple[bytes, list[Lease]]] = {}
         self.advisories: list[tuple[bytes, int, str]] = []
+        self.slots: dict[tuple[bytes, int], bytearray] = {}
+
+    def list_slots(self, storage_index: bytes) -> frozenset[int]:
+        return frozenset(sh for si, sh in self.slots if si == storage_index)
+
+    def read_slot(self, storage_index: bytes, share_number: int, offset: int, length: int) -> bytes:
+        return bytes(self.slots[(storage_index, share_number)][offset : offset + length])
+
+    def write_slot(
+        self, storage_index: bytes, share_number: int, writes: list[tuple[int, bytes]]
+    ) -> None:
+        slot = self.slots.setdefault((storage_index, share_number), bytearray())
+        for offset, data in writes:
+            if len(slot) < offset:
+                slot.extend(bytes(offset - len(slot)))
+            slot[offset : offset + len(data)] = data
+
+    def delete_slot(self, storage_index: bytes, share_number: int) -> None:
+        self.slots.pop((storage_index, share_number), None)
 
     def list_shares(self, storage_index: bytes) -> frozenset[int]:
         return frozenset(sh for si, sh in self.shares if si == storage_index)
@@ -64,4 +83,5 @@ class MemoryBackend:
         self.advisories.append((storage_index, share_number, reason))
 
     def free_space(self) -> int:
-        return self.capacity - sum(len(d) for d, _ in self.shares.values())
+        used = sum(len(d) for d, _ in self.shares.values()) + sum(map(len, self.slots.values()))
+        return self.capacity - used

@@ -69,3 +69,25 @@ class IdentifiedServer:
     def permutation_seed(self) -> bytes:
         """What the server is sorted by on the permuted ring."""
         return self._permutation_seed
+
+
+@dataclass(frozen=True)
+class TestWrite:
+    """What to do to one mutable share: tests (offset, size, specimen), writes
+    (offset, data), and an optional new length (0 deletes the share)."""
+
+    __test__ = False  # not a pytest test class
+
+    tests: tuple[tuple[int, int, bytes], ...] = ()
+    writes: tuple[tuple[int, bytes], ...] = ()
+    new_length: int | None = None
+
+
+@dataclass(frozen=True)
+class TestWriteResult:
+    """Whether every test passed, and the read vector's bytes per share."""
+
+    __test__ = False
+
+    success: bool
+    data: dict[int, list[bytes]]

@@ -34,6 +34,7 @@ MAX_SHARES = 256
 MAX_DEPTH = 8
 UINT_MAX = 2**64 - 1
 _SET_TAG = 258
+_SIMPLE = {20: False, 21: True, 22: None}
 
 # -- the codec ---------------------------------------------------------------------
 
@@ -135,8 +136,8 @@ class _Reader:
             out: dict[Any, Any] = {}
             for _ in range(n):
                 key = self.item(depth + 1)
-                if not isinstance(key, str | bytes):
-                    raise self.fail("map keys must be strings")
+                if not isinstance(key, str | bytes | int) or isinstance(key, bool):
+                    raise self.fail("map keys must be strings or share numbers")
                 if key in out:
                     raise self.fail("duplicate map key")
                 out[key] = self.item(depth + 1)
@@ -148,6 +149,8 @@ class _Reader:
             ):
                 raise self.fail("tag 258 must wrap an array of scalars")
             return frozenset(items)
+        if major == 7 and n in _SIMPLE:
+            return _SIMPLE[n]
         raise self.fail(f"major type {major} is not used by this protocol")
 
 

@@ -1,4 +1,4 @@
-"""Where a storage server keeps immutable shares: the ``Backend`` contract.
+"""Where a storage server keeps shares: the ``Backend`` contract.
 
 Implementations: ``veil.adapters.disk_backend.DiskBackend`` (Tahoe's storage
 directory layout, usable in place of a Tahoe server's) and
@@ -57,3 +57,19 @@ class Backend(Protocol):
     ) -> None: ...
 
     def free_space(self) -> int: ...
+
+    # Mutable containers, as raw bytes (``veil.formats.mutable_container``):
+    # ``read_slot`` raises ``KeyError`` for a missing one; ``write_slot`` creates
+    # it and is durable when it returns; a missing range reads as fewer bytes.
+
+    def list_slots(self, storage_index: bytes) -> frozenset[int]: ...
+
+    def read_slot(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes: ...
+
+    def write_slot(
+        self, storage_index: bytes, share_number: int, writes: list[tuple[int, bytes]]
+    ) -> None: ...
+
+    def delete_slot(self, storage_index: bytes, share_number: int) -> None: ...

@@ -21,6 +21,8 @@ from veil.formats.storage_types import (
     ByteRange,
     ShareNumber,
     StorageIndex,
+    TestWrite,
+    TestWriteResult,
     VersionInfo,
     WriteResult,
 )
@@ -90,6 +92,33 @@ class StorageService(Protocol):
 
     def add_or_renew_lease(
         self, storage_index: StorageIndex, *, renew_secret: bytes, cancel_secret: bytes
+    ) -> None: ...
+
+    def mutable_read_test_write(
+        self,
+        storage_index: StorageIndex,
+        vectors: dict[int, TestWrite],
+        read_vector: list[tuple[int, int]],
+        *,
+        write_enabler: bytes,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+    ) -> TestWriteResult:
+        """Tahoe's slot_testv_and_readv_and_writev (see services.mutable_store)."""
+        ...
+
+    def mutable_list_shares(self, storage_index: StorageIndex) -> frozenset[ShareNumber]: ...
+
+    def mutable_share_length(
+        self, storage_index: StorageIndex, share_number: ShareNumber
+    ) -> int: ...
+
+    def mutable_read(
+        self, storage_index: StorageIndex, share_number: ShareNumber, offset: int, length: int
+    ) -> bytes: ...
+
+    def mutable_advise_corrupt(
+        self, storage_index: StorageIndex, share_number: ShareNumber, reason: str
     ) -> None: ...
 
 

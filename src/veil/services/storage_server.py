@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from veil import __version__
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, Unauthorized
 from veil.formats.container import LEASE_DURATION, Lease
+from veil.formats.storage_types import TestWrite, TestWriteResult
 from veil.services.backend import Backend, IncomingShare
 from veil.services.interfaces import (
     MAX_MUTABLE_SHARE_SIZE,
@@ -28,6 +29,7 @@ from veil.services.interfaces import (
     VersionInfo,
     WriteResult,
 )
+from veil.services.mutable_store import MutableStore
 
 UPLOAD_IDLE_TIMEOUT = 30 * 60
 MAX_SHARE_NUMBER = 255
@@ -87,8 +89,10 @@ class StorageServer:
         readonly: bool = False,
         clock: Callable[[], float] = time.time,
         application_version: bytes = b"veil/" + __version__.encode(),
+        nodeid: bytes = bytes(20),
     ) -> None:
         self.backend = backend
+        self.mutable = MutableStore(backend, nodeid, readonly=readonly)
         self.reserved_space = reserved_space
         self.readonly = readonly
         self.clock = clock
@@ -233,6 +237,49 @@ class StorageServer:
         self.share_length(storage_index, share_number)  # 404 when unknown
         self.backend.add_corruption_advisory(storage_index, share_number, reason[:32765])
 
+    # -- mutable shares (veil.services.mutable_store) -------------------------
+
+    def mutable_read_test_write(
+        self,
+        storage_index: StorageIndex,
+        vectors: dict[int, TestWrite],
+        read_vector: list[tuple[int, int]],
+        *,
+        write_enabler: bytes,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+    ) -> TestWriteResult:
+        _check_lease_secrets(renew_secret, cancel_secret)
+        if len(write_enabler) != 32:
+            raise BadRequest("a write enabler is 32 bytes")
+        return self.mutable.read_test_write(
+            storage_index,
+            write_enabler=write_enabler,
+            renew_secret=renew_secret,
+            cancel_secret=cancel_secret,
+            vectors=vectors,
+            read_vector=read_vector,
+        )
+
+    def mutable_list_shares(self, storage_index: StorageIndex) -> frozenset[int]:
+        return self.mutable.list_shares(storage_index)
+
+    def mutable_share_length(self, storage_index: StorageIndex, share_number: int) -> int:
+        return self.mutable.data_length(storage_index, share_number)
+
+    def mutable_read(
+        self, storage_index: StorageIndex, share_number: int, offset: int, length: int
+    ) -> bytes:
+        return self.mutable.read(storage_index, share_number, offset, length)
+
+    def mutable_advise_corrupt(
+        self, storage_index: StorageIndex, share_number: int, reason: str
+    ) -> None:
+        if not reason:
+            raise BadRequest("a corruption report needs a reason")
+        self.mutable.data_length(storage_index, share_number)  # 404 when unknown
+        self.backend.add_corruption_advisory(storage_index, share_number, reason[:32765])
+
     # -- leases --------------------------------------------------------------
 
     def add_or_renew_lease(
@@ -241,6 +288,8 @@ class StorageServer:
         _check_lease_secrets(renew_secret, cancel_secret)
         shares = self.backend.list_shares(storage_index)
         if not shares:
+            if self.mutable.renew_leases(storage_index, renew_secret, cancel_secret):
+                return
             raise NotFound("no shares for this storage index")
         self._renew_or_add(storage_index, shares, renew_secret, cancel_secret, owner=1)
 
