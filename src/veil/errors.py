@@ -20,7 +20,8 @@ escapes is a bug in veil.
     ├── RemoteError                a storage server misbehaved or is unreachable
     │   └── ServerUnavailable      cannot connect, timed out, TLS pin mismatch
     ├── UploadError                an upload could not be completed
-    │   └── UnhappinessError       too few servers to reach shares.happy
+    │   ├── UnhappinessError       too few servers to reach shares.happy
+    │   └── UncoordinatedWriteError  another writer changed a mutable file meanwhile
     └── DownloadError              a file could not be rebuilt
         └── NotEnoughSharesError   fewer than k good shares were found
 """
@@ -103,6 +104,10 @@ class UploadError(VeilError):
 
 class UnhappinessError(UploadError):
     """Too few servers accepted shares to satisfy ``shares.happy``."""
+
+
+class UncoordinatedWriteError(UploadError):
+    """Another writer changed a mutable file at the same time."""
 
 
 class DownloadError(VeilError):

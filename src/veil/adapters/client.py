@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veil.adapters.http_client import HttpStorageClient
 from veil.adapters.network import NetworkProvider
@@ -29,6 +29,9 @@ from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
 from veil.services.downloader import Downloader
 from veil.services.uploader import Uploader
+
+if TYPE_CHECKING:
+    from veil.services.mutable_files import MutableFiles
 
 V0_PREFIX = "v0-"
 log = logging.getLogger(__name__)
@@ -124,6 +127,11 @@ class Client:
 
     def downloader(self) -> Downloader:
         return Downloader(self.broker)
+
+    def mutable_files(self) -> MutableFiles:
+        from veil.services.mutable_files import MutableFiles
+
+        return MutableFiles(self.broker, self.params, lease_secret=self.node.lease_secret())
 
 
 async def known_servers(

@@ -31,9 +31,9 @@ from veil.errors import (
     Unauthorized,
     UsageError,
 )
-from veil.formats import base32, wire
+from veil.formats import base32, wire, wire_mutable
 from veil.formats.nurl import NURL, TUBID_LENGTH
-from veil.formats.storage_types import IdentifiedServer
+from veil.formats.storage_types import IdentifiedServer, TestWrite, TestWriteResult
 from veil.services.interfaces import AllocateResult, VersionInfo, WriteResult
 
 STATUS_ERRORS: Mapping[int, type[StorageError]] = {
@@ -239,13 +239,18 @@ class HttpStorageClient(IdentifiedServer):
         self, storage_index: bytes, share_number: int, offset: int, length: int
     ) -> bytes:
         """Up to ``length`` bytes at ``offset``: one bounded Range, only 206 or 204."""
+        return await self._ranged("immutable", storage_index, share_number, offset, length)
+
+    async def _ranged(
+        self, kind: str, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes:
         if offset < 0 or length < 0:
             raise UsageError("a read needs a non-negative offset and length")
         if length == 0:
             return b""
         answer = await self._request(
             "GET",
-            f"/immutable/{base32.b2a(storage_index)}/{share_number}",
+            f"/{kind}/{base32.b2a(storage_index)}/{share_number}",
             headers=[("Range", f"bytes={offset}-{offset + length - 1}")],
             ok=(200, 204, 206),
             limit=length,
@@ -289,6 +294,54 @@ class HttpStorageClient(IdentifiedServer):
             ),
             ok=(204,),
         )
+
+    # -- mutable shares ---------------------------------------------------------------
+
+    async def mutable_list_shares(self, storage_index: bytes) -> frozenset[int]:
+        answer = await self._request("GET", f"/mutable/{base32.b2a(storage_index)}/shares")
+        return wire.decode_share_list(self._cbor(answer))
+
+    async def mutable_read(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes:
+        return await self._ranged("mutable", storage_index, share_number, offset, length)
+
+    async def mutable_read_test_write(
+        self,
+        storage_index: bytes,
+        vectors: dict[int, TestWrite],
+        read_vector: list[tuple[int, int]],
+        *,
+        write_enabler: bytes,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+    ) -> TestWriteResult:
+        headers = _secret_headers(
+            write_enabler=write_enabler,
+            lease_renew_secret=renew_secret,
+            lease_cancel_secret=cancel_secret,
+        )
+        answer = await self._request(
+            "POST",
+            f"/mutable/{base32.b2a(storage_index)}/read-test-write",
+            body=wire_mutable.encode_rtw_request(vectors, read_vector),
+            headers=[*headers, ("Content-Type", wire.CBOR)],
+        )
+        return wire_mutable.decode_rtw_result(self._cbor(answer))
+
+    async def mutable_advise_corrupt(
+        self, storage_index: bytes, share_number: int, reason: str
+    ) -> None:
+        raw = reason.encode("utf-8")[: wire.MAX_REASON_SENT].decode("utf-8", "ignore") or "corrupt"
+        try:
+            await self._request(
+                "POST",
+                f"/mutable/{base32.b2a(storage_index)}/{share_number}/corrupt",
+                body=wire.encode_corrupt_request(raw),
+                headers=[("Content-Type", wire.CBOR)],
+            )
+        except NotFound:
+            pass
 
     async def close(self) -> None:
         if self._session is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from veil.errors import ServerUnavailable
-from veil.formats.storage_types import IdentifiedServer
+from veil.formats.storage_types import IdentifiedServer, TestWrite, TestWriteResult
 from veil.services.interfaces import AllocateResult, StorageService, VersionInfo, WriteResult
 
 
@@ -113,6 +113,43 @@ class LocalStorageClient(IdentifiedServer):
         self.service.add_or_renew_lease(
             storage_index, renew_secret=renew_secret, cancel_secret=cancel_secret
         )
+
+    async def mutable_list_shares(self, storage_index: bytes) -> frozenset[int]:
+        await self._gate()
+        return self.service.mutable_list_shares(storage_index)
+
+    async def mutable_read(
+        self, storage_index: bytes, share_number: int, offset: int, length: int
+    ) -> bytes:
+        await self._gate()
+        return self.service.mutable_read(storage_index, share_number, offset, length)
+
+    async def mutable_read_test_write(
+        self,
+        storage_index: bytes,
+        vectors: dict[int, TestWrite],
+        read_vector: list[tuple[int, int]],
+        *,
+        write_enabler: bytes,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+    ) -> TestWriteResult:
+        await self._gate()
+        self.writes += 1
+        return self.service.mutable_read_test_write(
+            storage_index,
+            vectors,
+            read_vector,
+            write_enabler=write_enabler,
+            renew_secret=renew_secret,
+            cancel_secret=cancel_secret,
+        )
+
+    async def mutable_advise_corrupt(
+        self, storage_index: bytes, share_number: int, reason: str
+    ) -> None:
+        await self._gate()
+        self.service.mutable_advise_corrupt(storage_index, share_number, reason)
 
     async def close(self) -> None:
         return None

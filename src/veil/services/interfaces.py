@@ -184,4 +184,25 @@ class StorageClient(Protocol):
         self, storage_index: StorageIndex, *, renew_secret: bytes, cancel_secret: bytes
     ) -> None: ...
 
+    async def mutable_list_shares(self, storage_index: StorageIndex) -> frozenset[ShareNumber]: ...
+
+    async def mutable_read(
+        self, storage_index: StorageIndex, share_number: ShareNumber, offset: int, length: int
+    ) -> bytes: ...
+
+    async def mutable_read_test_write(
+        self,
+        storage_index: StorageIndex,
+        vectors: dict[int, TestWrite],
+        read_vector: list[tuple[int, int]],
+        *,
+        write_enabler: bytes,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+    ) -> TestWriteResult: ...
+
+    async def mutable_advise_corrupt(
+        self, storage_index: StorageIndex, share_number: ShareNumber, reason: str
+    ) -> None: ...
+
     async def close(self) -> None: ...

@@ -10,22 +10,49 @@ from pathlib import Path
 
 from veil.errors import UsageError
 from veil.formats.caps import parse_read_cap
+from veil.formats.mutable_caps import SSKReadCap, SSKWriteCap, parse_any
 from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("get", help="download a file given its read cap")
-    p.add_argument("cap", help="a URI:CHK: or URI:LIT: read cap")
+    p.add_argument("cap", help="a read cap: URI:CHK:, URI:LIT:, or a mutable URI:SSK(-RO):")
     p.add_argument("file", nargs="?", default="-", help="where to write (default: stdout)")
     p.add_argument("--offset", type=int, default=0, help="first byte to fetch")
     p.add_argument("--length", type=int, default=None, help="number of bytes to fetch")
     p.set_defaults(func=run)
 
 
+async def _get_mutable(args: argparse.Namespace, cap: SSKWriteCap | SSKReadCap) -> int:
+    from veil.adapters.client import open_client
+
+    async with open_client(Path(args.node_directory)) as client:
+        data = await client.mutable_files().read(cap)
+    end = None if args.length is None else args.offset + args.length
+    data = data[args.offset : end]
+    if args.file == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    target = Path(args.file)
+    partial = target.with_name(target.name + ".part")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, target)
+    return 0
+
+
 async def _get(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
 
+    if args.offset < 0 or (args.length is not None and args.length < 0):
+        raise UsageError("--offset and --length must not be negative")
+    mutable = parse_any(args.cap)
+    if isinstance(mutable, SSKWriteCap | SSKReadCap):
+        return await _get_mutable(args, mutable)
     cap = parse_read_cap(args.cap)
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise UsageError("--offset and --length must not be negative")

@@ -1,4 +1,9 @@
-"""``veil put FILE|-``: upload an immutable file and print its read cap."""
+"""``veil put FILE|- [WRITECAP]``: upload a file and print its cap.
+
+Immutable (CHK) by default; ``--mutable`` (or ``--format=SDMF``) makes a new
+mutable file and prints its write cap; a write cap as second argument replaces
+that mutable file's contents.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,26 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from veil.errors import UsageError
 from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
 SPOOL_IN_MEMORY = 64 * 1024 * 1024
+MAX_MUTABLE = 64 * 1024 * 1024  # SDMF keeps a whole version in memory
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("put", help="upload a file and print its read cap")
     p.add_argument("file", help="the file to upload, or - for standard input")
+    p.add_argument("target", nargs="?", help="a mutable file's write cap: replace its contents")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-m", "--mutable", action="store_true", help="make a mutable file (SDMF)")
+    p.add_argument(
+        "--format",
+        choices=("CHK", "SDMF", "MDMF", "chk", "sdmf", "mdmf"),
+        default=None,
+        help="CHK (immutable, default), SDMF (mutable); MDMF is not written yet",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,9 +53,50 @@ def _spool_stdin() -> tuple[BinaryIO, int]:
     return spool, size  # type: ignore[return-value]
 
 
+async def _put_mutable(args: argparse.Namespace) -> int:
+    from veil.adapters.client import open_client
+    from veil.formats.mutable_caps import SSKWriteCap, parse_user_cap
+
+    fmt = (args.format or "SDMF").upper()
+    if fmt == "MDMF":
+        raise UsageError(
+            "this version of veil writes mutable files as SDMF only", hint="--format=SDMF"
+        )
+    target = parse_user_cap(args.target) if args.target else None
+    if target is not None and not isinstance(target, SSKWriteCap):
+        raise UsageError("the second argument must be a mutable file's write cap (URI:SSK:…)")
+    if args.file == "-":
+        data = sys.stdin.buffer.read(MAX_MUTABLE + 1)
+    else:
+        with open(Path(args.file), "rb") as f:
+            data = f.read(MAX_MUTABLE + 1)
+    if len(data) > MAX_MUTABLE:
+        raise UsageError(
+            f"mutable files are limited to {MAX_MUTABLE // 2**20} MiB in this version",
+            hint="upload large files as immutable (without --mutable)",
+        )
+    async with open_client(Path(args.node_directory)) as client:
+        files = client.mutable_files()
+        if target is None:
+            cap = (await files.create(data)).to_string()
+        else:
+            await files.overwrite(target, data)
+            cap = target.to_string()
+    if args.json:
+        sys.stdout.write(json.dumps({"cap": cap, "size": len(data)}, indent=1) + "\n")
+    else:
+        sys.stdout.write(cap + "\n")
+    return 0
+
+
 async def _put(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
 
+    fmt = (args.format or "").upper()
+    if args.mutable or args.target or fmt in ("SDMF", "MDMF"):
+        if fmt == "CHK":
+            raise UsageError("--format=CHK makes an immutable file; it cannot be --mutable")
+        return await _put_mutable(args)
     async with open_client(Path(args.node_directory)) as client:  # checks the node first
         if args.file == "-":
             f, size = _spool_stdin()

@@ -1,0 +1,265 @@
+"""Mutable files (SDMF) from the client side: create, read, overwrite.
+
+Every operation starts with a *server map*: each server is asked for its
+shares of the storage index and the first 4000 bytes of each (usually the
+whole share of a small file), and every share is checked — public key against
+the cap's fingerprint, RSA-PSS signature, block and share hashes — before it
+counts. The best version is the recoverable one (k good shares) with the
+highest (seqnum, root hash).
+
+A publish writes seqnum + 1 with one test-and-write per server: a share the map
+saw is replaced only if it still holds what the map saw (its 57-byte
+checkstring), a new one only if none exists. If any test fails another writer
+got there first: the publish finishes what it can and raises
+``UncoordinatedWriteError``, never silently losing the other writer's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_der_private_key,
+)
+
+from veil.codec import make_codec
+from veil.errors import (
+    FormatError,
+    IntegrityError,
+    NotEnoughSharesError,
+    UncoordinatedWriteError,
+    UploadError,
+    VeilError,
+)
+from veil.formats import mutable_caps as mc
+from veil.formats import sdmf
+from veil.formats.crypto import ctr_cipher
+from veil.formats.hashes import lease_secrets_for
+from veil.formats.params import EncodingParameters
+from veil.formats.storage_types import TestWrite
+from veil.services.broker import StorageBroker
+from veil.services.interfaces import StorageClient
+
+FIRST_READ = 4000
+MUST_NOT_EXIST = (0, 1, b"")
+
+
+def generate_key() -> rsa.RSAPrivateKey:
+    """A new 2048-bit signing key (about 20-80 ms here)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@dataclass
+class _Seen:
+    server: StorageClient
+    shnum: int
+    checkstring: bytes
+    share: sdmf.SDMFShare | None  # None: present but corrupt
+
+
+@dataclass
+class ServerMap:
+    seen: list[_Seen] = field(default_factory=list)
+
+    def versions(self) -> dict[bytes, dict[int, _Seen]]:
+        out: dict[bytes, dict[int, _Seen]] = {}
+        for s in self.seen:
+            if s.share is not None:
+                out.setdefault(s.share.signed_prefix(), {}).setdefault(s.shnum, s)
+        return out
+
+    def best(self) -> dict[int, _Seen] | None:
+        """The recoverable version with the highest (seqnum, root hash), if any."""
+        good = [v for v in self.versions().values() if len(v) >= _first(v).k]
+        if not good:
+            return None
+        return max(good, key=lambda v: (_first(v).seqnum, _first(v).root_hash))
+
+    def highest_seqnum(self) -> int:
+        return max((s.share.seqnum for s in self.seen if s.share is not None), default=0)
+
+
+def _first(version: dict[int, _Seen]) -> sdmf.SDMFShare:
+    share = next(iter(version.values())).share
+    assert share is not None
+    return share
+
+
+class MutableFiles:
+    def __init__(
+        self,
+        broker: StorageBroker,
+        params: EncodingParameters,
+        *,
+        lease_secret: bytes,
+        keygen: Callable[[], rsa.RSAPrivateKey] = generate_key,
+        codec_backend: str = "auto",
+    ) -> None:
+        self.broker = broker
+        self.params = params
+        self.lease_secret = lease_secret
+        self.keygen = keygen
+        self.codec_backend = codec_backend
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _query(
+        self, server: StorageClient, si: bytes, fingerprint: bytes, out: ServerMap
+    ) -> None:
+        try:
+            shares = await server.mutable_list_shares(si)
+            for shnum in sorted(shares):
+                raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
+                try:
+                    if len(raw) >= sdmf.HEADER.size:
+                        eof = sdmf.HEADER.unpack_from(raw)[-1]
+                        if eof > len(raw) and eof <= sdmf.MAX_SHARE:
+                            raw += await server.mutable_read(si, shnum, len(raw), eof - len(raw))
+                    share = sdmf.parse_share(raw)
+                    sdmf.verify_share(share, shnum, fingerprint)
+                except (FormatError, IntegrityError) as exc:
+                    out.seen.append(_Seen(server, shnum, raw[:57], None))
+                    await server.mutable_advise_corrupt(si, shnum, str(exc))
+                    continue
+                out.seen.append(_Seen(server, shnum, raw[:57], share))
+        except VeilError:
+            return  # an unreachable or misbehaving server just is not in the map
+
+    async def server_map(self, si: bytes, fingerprint: bytes) -> ServerMap:
+        found = ServerMap()
+        await asyncio.gather(*(self._query(s, si, fingerprint, found) for s in self.broker.servers))
+        return found
+
+    async def read(self, cap: mc.SSKWriteCap | mc.SSKReadCap) -> bytes:
+        read_cap = cap.read_cap() if isinstance(cap, mc.SSKWriteCap) else cap
+        if read_cap.mdmf:
+            raise FormatError("MDMF files cannot be read by this version of veil yet")
+        found = await self.server_map(read_cap.storage_index, read_cap.fingerprint)
+        best = found.best()
+        if best is None:
+            raise NotEnoughSharesError(
+                "not enough good shares of this mutable file were found "
+                f"({len(found.seen)} share(s) seen on the reachable servers)"
+            )
+        shares = {sh: s.share for sh, s in best.items() if s.share is not None}
+        any_share = next(iter(shares.values()))
+        codec = make_codec(any_share.k, any_share.n, backend=self.codec_backend)
+        return sdmf.decrypt(shares, read_cap.readkey, codec.decode)
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def create(self, data: bytes) -> mc.SSKWriteCap:
+        key = await asyncio.to_thread(self.keygen)
+        der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+        pub = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        cap = mc.SSKWriteCap(mc.writekey_from_privkey(der), mc.fingerprint_from_pubkey(pub))
+        p = self.params
+        await self._publish(cap, key, der, data, 1, p.needed, p.total, ServerMap())
+        return cap
+
+    async def overwrite(self, cap: mc.SSKWriteCap, data: bytes) -> int:
+        """Replace the contents; returns the new sequence number."""
+        if cap.mdmf:
+            raise FormatError("MDMF files cannot be written by this version of veil yet")
+        read_cap = cap.read_cap()
+        found = await self.server_map(read_cap.storage_index, cap.fingerprint)
+        best = found.best()
+        if best is None:
+            raise NotEnoughSharesError("no readable version of this mutable file was found")
+        share = next(iter(best.values())).share
+        assert share is not None
+        der = ctr_cipher(cap.writekey).update(share.enc_privkey)
+        if mc.writekey_from_privkey(der) != cap.writekey:
+            raise IntegrityError("the encrypted signing key in the shares does not match the cap")
+        key = load_der_private_key(der, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise IntegrityError("the signing key in the shares is not RSA")
+        seqnum = found.highest_seqnum() + 1
+        await self._publish(cap, key, der, data, seqnum, share.k, share.n, found)
+        return seqnum
+
+    async def _publish(
+        self,
+        cap: mc.SSKWriteCap,
+        key: rsa.RSAPrivateKey,
+        der: bytes,
+        data: bytes,
+        seqnum: int,
+        k: int,
+        n: int,
+        found: ServerMap,
+    ) -> None:
+        readkey = mc.readkey_from_writekey(cap.writekey)
+        si = mc.storage_index_from_readkey(readkey)
+        codec = make_codec(k, n, backend=self.codec_backend)
+        shares = await asyncio.to_thread(
+            sdmf.encode_version,
+            data,
+            readkey=readkey,
+            private_key=key,
+            enc_privkey=ctr_cipher(cap.writekey).update(der),
+            seqnum=seqnum,
+            iv=os.urandom(16),
+            k=k,
+            n=n,
+            encode_segment=codec.encode_segment,
+        )
+        plan: dict[str, dict[int, tuple[int, int, bytes]]] = {}  # server id -> shnum -> test
+        servers = {s.server_id: s for s in self.broker.servers}
+        for s in found.seen:
+            if s.shnum < n:
+                test = (0, len(s.checkstring), s.checkstring)
+                plan.setdefault(s.server.server_id, {})[s.shnum] = test
+        placed = {sh for tests in plan.values() for sh in tests}
+        homeless = [sh for sh in range(n) if sh not in placed]
+        ring = self.broker.permuted(si)
+        if homeless and not ring:
+            raise UploadError("no storage servers are known")
+        for sh in homeless:  # to the least-loaded server, earliest in the permuted ring
+            j = min(range(len(ring)), key=lambda j: (len(plan.get(ring[j].server_id, {})), j))
+            plan.setdefault(ring[j].server_id, {})[sh] = MUST_NOT_EXIST
+        wem = mc.write_enabler_master(cap.writekey)
+        results = await asyncio.gather(
+            *(self._write(servers[sid], si, wem, tests, shares) for sid, tests in plan.items())
+        )
+        written = sum(r for r, _ in results)
+        surprised = any(s for _, s in results)
+        if surprised:
+            raise UncoordinatedWriteError(
+                "another writer changed this mutable file at the same time",
+                hint="read it again and repeat your change if it is still needed",
+            )
+        if written < k:
+            raise UploadError(f"only {written} share(s) of the mutable file could be written")
+
+    async def _write(
+        self,
+        server: StorageClient,
+        si: bytes,
+        wem: bytes,
+        tests: dict[int, tuple[int, int, bytes]],
+        shares: list[sdmf.SDMFShare],
+    ) -> tuple[int, bool]:
+        """(shares written, surprised) for one server."""
+        vectors = {sh: TestWrite((test,), ((0, shares[sh].pack()),)) for sh, test in tests.items()}
+        renew, cancel = lease_secrets_for(self.lease_secret, si, server.lease_seed)
+        try:
+            result = await server.mutable_read_test_write(
+                si,
+                vectors,
+                [(0, 57)],
+                write_enabler=mc.write_enabler(wem, server.lease_seed),
+                renew_secret=renew,
+                cancel_secret=cancel,
+            )
+        except VeilError:
+            return 0, False
+        return (len(vectors), False) if result.success else (0, True)
