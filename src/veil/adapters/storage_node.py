@@ -111,6 +111,7 @@ class StorageNode:
                 backend=DiskBackend(self.node.path / "storage"),
                 reserved_space=self.settings.reserved_space,
                 readonly=self.settings.readonly,
+                nodeid=base32.a2b(tubid_text(cert.read_bytes())),  # recorded with write enablers
             )
             self.http = await self._listen("storage", None, context)
         if self.onion_enabled:

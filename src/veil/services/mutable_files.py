@@ -102,7 +102,9 @@ class MutableFiles:
         lease_secret: bytes,
         keygen: Callable[[], rsa.RSAPrivateKey] = generate_key,
         codec_backend: str = "auto",
+        timeout: float = 120.0,
     ) -> None:
+        self.timeout = timeout
         self.broker = broker
         self.params = params
         self.lease_secret = lease_secret
@@ -135,7 +137,14 @@ class MutableFiles:
 
     async def server_map(self, si: bytes, fingerprint: bytes) -> ServerMap:
         found = ServerMap()
-        await asyncio.gather(*(self._query(s, si, fingerprint, found) for s in self.broker.servers))
+
+        async def bounded(server: StorageClient) -> None:
+            try:
+                await asyncio.wait_for(self._query(server, si, fingerprint, found), self.timeout)
+            except TimeoutError:
+                pass  # a server that does not answer is not in the map
+
+        await asyncio.gather(*(bounded(s) for s in self.broker.servers))
         return found
 
     async def read(self, cap: mc.SSKWriteCap | mc.SSKReadCap) -> bytes:
@@ -252,14 +261,17 @@ class MutableFiles:
         vectors = {sh: TestWrite((test,), ((0, shares[sh].pack()),)) for sh, test in tests.items()}
         renew, cancel = lease_secrets_for(self.lease_secret, si, server.lease_seed)
         try:
-            result = await server.mutable_read_test_write(
-                si,
-                vectors,
-                [(0, 57)],
-                write_enabler=mc.write_enabler(wem, server.lease_seed),
-                renew_secret=renew,
-                cancel_secret=cancel,
+            result = await asyncio.wait_for(
+                server.mutable_read_test_write(
+                    si,
+                    vectors,
+                    [(0, 57)],
+                    write_enabler=mc.write_enabler(wem, server.lease_seed),
+                    renew_secret=renew,
+                    cancel_secret=cancel,
+                ),
+                self.timeout,
             )
-        except VeilError:
+        except (VeilError, TimeoutError):
             return 0, False
         return (len(vectors), False) if result.success else (0, True)
