@@ -31,6 +31,7 @@ from veil.services.downloader import Downloader
 from veil.services.uploader import Uploader
 
 if TYPE_CHECKING:
+    from veil.services.directories import Directories
     from veil.services.mutable_files import MutableFiles
 
 V0_PREFIX = "v0-"
@@ -132,6 +133,11 @@ class Client:
         from veil.services.mutable_files import MutableFiles
 
         return MutableFiles(self.broker, self.params, lease_secret=self.node.lease_secret())
+
+    def directories(self) -> Directories:
+        from veil.services.directories import Directories
+
+        return Directories(self.mutable_files(), self.downloader())
 
 
 async def known_servers(

@@ -24,6 +24,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
+async def _resolve(args: argparse.Namespace) -> str:
+    """The file cap at a grid path (``ALIAS:path``)."""
+    from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
+
+    path = grid_paths.parse(args.cap, Path(args.node_directory))
+    if path is None or not path.parts:
+        raise UsageError(f"{args.cap!r} is not a file cap or an ALIAS:path to a file")
+    async with open_client(Path(args.node_directory)) as client:
+        entry = await client.directories().walk(path.root, path.parts)
+    return entry.rw_cap or entry.ro_cap or ""
+
+
 async def _get_mutable(args: argparse.Namespace, cap: SSKWriteCap | SSKReadCap) -> int:
     from veil.adapters.client import open_client
 
@@ -50,6 +63,8 @@ async def _get(args: argparse.Namespace) -> int:
 
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise UsageError("--offset and --length must not be negative")
+    if not args.cap.startswith("URI:") or args.cap.startswith("URI:DIR2"):
+        args.cap = await _resolve(args)
     mutable = parse_any(args.cap)
     if isinstance(mutable, SSKWriteCap | SSKReadCap):
         return await _get_mutable(args, mutable)

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from veil import __version__
 from veil.errors import VeilError
-from veil.frontends.cli import caps, config, create_node, get, grid, put, run_node, status
+from veil.frontends.cli import caps, config, create_node, fs, get, grid, put, run_node, status
 
-COMMANDS = (create_node, run_node, put, get, status, grid, config, caps)
+COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs)
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from veil.errors import UsageError
 from veil.frontends import runtime
@@ -27,7 +27,11 @@ MAX_MUTABLE = 64 * 1024 * 1024  # SDMF keeps a whole version in memory
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("put", help="upload a file and print its read cap")
     p.add_argument("file", help="the file to upload, or - for standard input")
-    p.add_argument("target", nargs="?", help="a mutable file's write cap: replace its contents")
+    p.add_argument(
+        "target",
+        nargs="?",
+        help="ALIAS:path to link the file at, or a mutable file's write cap to replace",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-m", "--mutable", action="store_true", help="make a mutable file (SDMF)")
     p.add_argument(
@@ -51,6 +55,28 @@ def _spool_stdin() -> tuple[BinaryIO, int]:
     size = spool.tell()
     spool.seek(0)
     return spool, size  # type: ignore[return-value]
+
+
+async def _put_at(args: argparse.Namespace, path: Any, fmt: str) -> int:
+    """Upload, then link the new file at a grid path (replacing what was there)."""
+    from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
+    from veil.services.directories import entry_for
+
+    if args.file == "-":
+        f, size = _spool_stdin()
+    else:
+        f = open(Path(args.file), "rb")  # noqa: SIM115
+        size = os.fstat(f.fileno()).st_size
+    with f:
+        async with open_client(Path(args.node_directory)) as client:
+            if args.mutable or fmt in ("SDMF", "MDMF"):
+                cap = (await client.mutable_files().create(f.read())).to_string()
+            else:
+                cap = (await client.uploader().upload_file(f, size)).cap.to_string()
+            await grid_paths.link(client.directories(), path, entry_for(cap))
+    sys.stdout.write(cap + "\n")
+    return 0
 
 
 async def _put_mutable(args: argparse.Namespace) -> int:
@@ -91,8 +117,16 @@ async def _put_mutable(args: argparse.Namespace) -> int:
 
 async def _put(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
 
     fmt = (args.format or "").upper()
+    path = None
+    if args.target and not args.target.startswith("URI:SSK"):
+        path = grid_paths.parse(args.target, Path(args.node_directory))
+        if path is None:
+            raise UsageError(f"{args.target!r} is neither ALIAS:path nor a write cap")
+    if path is not None:
+        return await _put_at(args, path, fmt)
     if args.mutable or args.target or fmt in ("SDMF", "MDMF"):
         if fmt == "CHK":
             raise UsageError("--format=CHK makes an immutable file; it cannot be --mutable")

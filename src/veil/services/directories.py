@@ -1,0 +1,106 @@
+"""Directories from the client side: create, list, change, walk paths.
+
+A mutable directory is an SDMF file holding ``veil.formats.dirnode`` bytes;
+every change is read-modify-write of the whole file (as in Tahoe), retried a
+few times with backoff when another writer changed it meanwhile. Immutable
+directories (``URI:DIR2-CHK:``, ``URI:DIR2-LIT:``) are read through the
+immutable downloader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from veil.errors import CapabilityError, NotFound, UncoordinatedWriteError, UsageError
+from veil.formats import dirnode
+from veil.formats import mutable_caps as mc
+from veil.formats.caps import CHKReadCap, LiteralCap
+from veil.formats.dirnode import Entry
+from veil.services.downloader import Downloader
+from veil.services.mutable_files import MutableFiles
+
+ATTEMPTS = 4
+Change = Callable[[dict[str, Entry]], dict[str, Entry]]
+
+
+def entry_for(cap_text: str, metadata: dict[str, Any] | None = None) -> Entry:
+    """A directory entry for a child cap: write caps are kept with their read cap."""
+    cap = mc.parse_any(cap_text)
+    if isinstance(cap, mc.DirCap | mc.SSKWriteCap | mc.SSKReadCap | mc.SSKVerifyCap):
+        weaker = mc.attenuate(cap)
+        if weaker != cap:
+            return Entry(weaker.to_string(), cap.to_string(), dict(metadata or {}))
+    return Entry(cap_text, None, dict(metadata or {}))
+
+
+def linked(entry: Entry, old: Entry | None) -> Entry:
+    """Tahoe's update_metadata: keep ``linkcrtime``, set ``linkmotime`` to now."""
+    now = time.time()
+    tahoe = dict(old.metadata.get("tahoe", {})) if old else {}
+    meta = {k: v for k, v in entry.metadata.items() if k != "tahoe"}
+    meta["tahoe"] = {"linkcrtime": tahoe.get("linkcrtime", now), "linkmotime": now}
+    return Entry(entry.ro_cap, entry.rw_cap, meta)
+
+
+class Directories:
+    def __init__(self, files: MutableFiles, downloader: Downloader) -> None:
+        self.files = files
+        self.downloader = downloader
+
+    async def create(self, entries: dict[str, Entry] | None = None) -> mc.DirCap:
+        """A new, unlinked mutable (SDMF) directory."""
+        placeholder = await self.files.create(b"")
+        cap = mc.DirCap(placeholder)
+        if entries:
+            await self.files.overwrite(placeholder, dirnode.pack(entries, placeholder.writekey))
+        return cap
+
+    async def children(self, cap: mc.DirCap) -> dict[str, Entry]:
+        f = cap.file
+        if isinstance(f, mc.SSKWriteCap):
+            return dirnode.unpack(await self.files.read(f), f.writekey)
+        if isinstance(f, mc.SSKReadCap):
+            return dirnode.unpack(await self.files.read(f), None)
+        if isinstance(f, LiteralCap):
+            return dirnode.unpack(f.data, None)
+        if isinstance(f, CHKReadCap):
+            return dirnode.unpack(await self.downloader.download_bytes(f), None)
+        raise CapabilityError("a verify cap cannot list a directory")
+
+    async def modify(self, cap: mc.DirCap, change: Change) -> dict[str, Entry]:
+        """Apply ``change`` to the entries and write them back (retrying on a
+        concurrent change); returns the new entries."""
+        f = cap.file
+        if not isinstance(f, mc.SSKWriteCap):
+            raise UsageError("this directory is read-only (its cap is not a write cap)")
+        delay = 1.0
+        for attempt in range(ATTEMPTS):
+            entries = await self.children(cap)
+            new = change(dict(entries))
+            try:
+                await self.files.overwrite(f, dirnode.pack(new, f.writekey))
+                return new
+            except UncoordinatedWriteError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay *= 2.7
+        raise AssertionError("unreachable")
+
+    async def walk(self, root: mc.DirCap, path: list[str]) -> Entry:
+        """The entry at ``path`` below ``root`` (``NotFound`` naming what is missing)."""
+        entry = Entry(mc.attenuate(root).to_string(), root.to_string())
+        for depth, name in enumerate(path):
+            cap = mc.parse_any(entry.rw_cap or entry.ro_cap or "")
+            if not isinstance(cap, mc.DirCap):
+                raise NotFound(f"{'/'.join(path[:depth])} is a file, not a directory")
+            children = await self.children(cap)
+            name = dirnode.normalize(name)
+            if name not in children:
+                raise NotFound(f"no such file or directory: {'/'.join(path[: depth + 1])}")
+            entry = children[name]
+        return entry
