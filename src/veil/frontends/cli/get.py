@@ -31,7 +31,7 @@ async def _resolve(args: argparse.Namespace) -> str:
 
     path = grid_paths.parse(args.cap, Path(args.node_directory))
     if path is None or not path.parts:
-        raise UsageError(f"{args.cap!r} is not a file cap or an ALIAS:path to a file")
+        raise UsageError(f"{args.cap!r} is not a capability or an ALIAS:path to a file")
     async with open_client(Path(args.node_directory)) as client:
         entry = await client.directories().walk(path.root, path.parts)
     return entry.rw_cap or entry.ro_cap or ""
