@@ -69,8 +69,9 @@ def decrypt_rw_cap(dir_writekey: bytes, field_bytes: bytes) -> bytes:
 def pack(entries: Mapping[str, Entry], dir_writekey: bytes | None) -> bytes:
     """Serialize; ``dir_writekey`` None makes an immutable directory's bytes."""
     out = []
-    for name in sorted(normalize(n) for n in entries):
-        entry = entries[name]
+    normalized = {normalize(n): e for n, e in entries.items()}
+    for name in sorted(normalized):
+        entry = normalized[name]
         ro = (entry.ro_cap or "").removeprefix("ro.").encode("utf-8")
         if dir_writekey is None:
             if entry.rw_cap:

@@ -53,11 +53,9 @@ class Directories:
 
     async def create(self, entries: dict[str, Entry] | None = None) -> mc.DirCap:
         """A new, unlinked mutable (SDMF) directory."""
-        placeholder = await self.files.create(b"")
-        cap = mc.DirCap(placeholder)
-        if entries:
-            await self.files.overwrite(placeholder, dirnode.pack(entries, placeholder.writekey))
-        return cap
+        children = entries or {}
+        file = await self.files.create(lambda cap: dirnode.pack(children, cap.writekey))
+        return mc.DirCap(file)
 
     async def children(self, cap: mc.DirCap) -> dict[str, Entry]:
         f = cap.file

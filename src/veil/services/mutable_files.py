@@ -165,11 +165,14 @@ class MutableFiles:
 
     # -- writing ---------------------------------------------------------------------
 
-    async def create(self, data: bytes) -> mc.SSKWriteCap:
+    async def create(self, data: bytes | Callable[[mc.SSKWriteCap], bytes]) -> mc.SSKWriteCap:
+        """A new mutable file; ``data`` may depend on its cap (directories do)."""
         key = await asyncio.to_thread(self.keygen)
         der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
         pub = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         cap = mc.SSKWriteCap(mc.writekey_from_privkey(der), mc.fingerprint_from_pubkey(pub))
+        if callable(data):
+            data = data(cap)
         p = self.params
         await self._publish(cap, key, der, data, 1, p.needed, p.total, ServerMap())
         return cap
