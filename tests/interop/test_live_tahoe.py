@@ -17,7 +17,7 @@ import yaml
 
 from veil.adapters.client import open_client
 from veil.adapters.nodedir import NodeDirectory
-from veil.formats.caps import CHKReadCap, parse_read_cap
+from veil.formats.caps import CHKReadCap, LiteralCap, parse_read_cap
 
 from .tahoe_harness import TahoeNode, _http, storage_announcement, tahoe_executable
 
@@ -362,3 +362,59 @@ def test_sdmf_both_ways_on_tahoe_servers(
     assert asyncio.run(_veil_mutable(client, "read", cap)) == two
     asyncio.run(_veil_mutable(client, "overwrite", cap, one))
     assert node.get(cap) == one
+
+
+async def _veil_dirs(client_dir: Path, action: str, cap: str = "", **kw: Any) -> Any:
+    from veil.formats.mutable_caps import DirCap, parse_user_cap
+    from veil.services.directories import entry_for
+
+    async with open_client(client_dir) as c:
+        dirs = c.directories()
+        if action == "create":
+            children = {n: entry_for(v) for n, v in kw["children"].items()}
+            return (await dirs.create(children)).to_string()
+        parsed = parse_user_cap(cap)
+        assert isinstance(parsed, DirCap)
+        if action == "list":
+            return await dirs.children(parsed)
+        if action == "read":
+            entry = await dirs.walk(parsed, kw["path"])
+            file = parse_user_cap(entry.rw_cap or entry.ro_cap or "")
+            if isinstance(file, CHKReadCap | LiteralCap):
+                return await c.downloader().download_bytes(file)
+            return await c.mutable_files().read(file)  # type: ignore[arg-type]
+        await dirs.modify(parsed, lambda ch: {**ch, kw["name"]: entry_for(kw["child"])})
+        return None
+
+
+def test_directories_both_ways(tahoe_client_on_veil: TahoeNode, veil_grid: Path) -> None:
+    import json
+
+    node, client = tahoe_client_on_veil, veil_grid / "client"
+    # Tahoe makes a tree: a file, a mutable file and a subdirectory
+    root = _http("POST", f"{node.url}/uri?t=mkdir", b"").decode().strip()
+    big = os.urandom(70_000)
+    _http("PUT", f"{node.url}/uri/{root}/big.bin", big)
+    _http("PUT", f"{node.url}/uri/{root}/notes.txt?format=SDMF", b"mutable notes")
+    _http("POST", f"{node.url}/uri/{root}?t=mkdir&name=sub", b"")
+    listing = asyncio.run(_veil_dirs(client, "list", root))
+    assert set(listing) == {"big.bin", "notes.txt", "sub"}
+    assert listing["notes.txt"].rw_cap.startswith("URI:SSK:")  # decrypted with the write key
+    assert asyncio.run(_veil_dirs(client, "read", root, path=["big.bin"])) == big
+    assert asyncio.run(_veil_dirs(client, "read", root, path=["notes.txt"])) == b"mutable notes"
+    # veil adds a child; Tahoe sees it
+    lit = asyncio.run(veil_put(client, b"tiny"))
+    asyncio.run(_veil_dirs(client, "link", root, name="from-veil.txt", child=lit))
+    children = json.loads(_http("GET", f"{node.url}/uri/{root}?t=json"))[1]["children"]
+    assert set(children) == {"big.bin", "notes.txt", "sub", "from-veil.txt"}
+    assert _http("GET", f"{node.url}/uri/{root}/from-veil.txt") == b"tiny"
+    # veil makes a directory; Tahoe lists, reads and changes it; veil sees the change
+    chk = asyncio.run(veil_put(client, os.urandom(5000)))
+    made = asyncio.run(_veil_dirs(client, "create", children={"a.bin": chk, "b.txt": lit}))
+    assert set(json.loads(_http("GET", f"{node.url}/uri/{made}?t=json"))[1]["children"]) == {
+        "a.bin",
+        "b.txt",
+    }
+    assert _http("GET", f"{node.url}/uri/{made}/b.txt") == b"tiny"
+    _http("PUT", f"{node.url}/uri/{made}/c.txt", b"added by tahoe")
+    assert asyncio.run(_veil_dirs(client, "read", made, path=["c.txt"])) == b"added by tahoe"
