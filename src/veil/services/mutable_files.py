@@ -20,6 +20,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -47,6 +48,9 @@ from veil.formats.params import EncodingParameters
 from veil.formats.storage_types import TestWrite
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
+
+if TYPE_CHECKING:
+    from veil.services.mdmf_files import MDMFFiles
 
 FIRST_READ = 4000
 MUST_NOT_EXIST = (0, 1, b"")
@@ -111,6 +115,11 @@ class MutableFiles:
         self.keygen = keygen
         self.codec_backend = codec_backend
 
+    def mdmf(self) -> MDMFFiles:
+        from veil.services.mdmf_files import MDMFFiles
+
+        return MDMFFiles(self)
+
     # -- reading ---------------------------------------------------------------------
 
     async def _query(
@@ -150,7 +159,7 @@ class MutableFiles:
     async def read(self, cap: mc.SSKWriteCap | mc.SSKReadCap) -> bytes:
         read_cap = cap.read_cap() if isinstance(cap, mc.SSKWriteCap) else cap
         if read_cap.mdmf:
-            raise FormatError("MDMF files cannot be read by this version of veil yet")
+            return await self.mdmf().read(read_cap)
         found = await self.server_map(read_cap.storage_index, read_cap.fingerprint)
         best = found.best()
         if best is None:
@@ -180,7 +189,7 @@ class MutableFiles:
     async def overwrite(self, cap: mc.SSKWriteCap, data: bytes) -> int:
         """Replace the contents; returns the new sequence number."""
         if cap.mdmf:
-            raise FormatError("MDMF files cannot be written by this version of veil yet")
+            return await self.mdmf().overwrite(cap, data)
         read_cap = cap.read_cap()
         found = await self.server_map(read_cap.storage_index, cap.fingerprint)
         best = found.best()
@@ -224,23 +233,40 @@ class MutableFiles:
             n=n,
             encode_segment=codec.encode_segment,
         )
+        writes = {sh: [(0, share.pack())] for sh, share in enumerate(shares)}
+        seen = [(s.server, s.shnum, s.checkstring) for s in found.seen]
+        await self.place_and_write(si, cap.writekey, writes, k, n, seen)
+
+    async def place_and_write(
+        self,
+        si: bytes,
+        writekey: bytes,
+        writes: dict[int, list[tuple[int, bytes]]],
+        k: int,
+        n: int,
+        seen: list[tuple[StorageClient, int, bytes]],
+        *,
+        new_shares: bool = True,
+    ) -> None:
+        """Write each share where the map saw it (testing its old checkstring),
+        and homeless ones (``new_shares``) to the least-loaded servers, earliest
+        in the permuted ring; raise ``UncoordinatedWriteError`` on a surprise."""
         plan: dict[str, dict[int, tuple[int, int, bytes]]] = {}  # server id -> shnum -> test
         servers = {s.server_id: s for s in self.broker.servers}
-        for s in found.seen:
-            if s.shnum < n:
-                test = (0, len(s.checkstring), s.checkstring)
-                plan.setdefault(s.server.server_id, {})[s.shnum] = test
+        for server, shnum, check in seen:
+            if shnum < n and shnum in writes:
+                plan.setdefault(server.server_id, {})[shnum] = (0, len(check), check)
         placed = {sh for tests in plan.values() for sh in tests}
-        homeless = [sh for sh in range(n) if sh not in placed]
+        homeless = [sh for sh in writes if sh not in placed] if new_shares else []
         ring = self.broker.permuted(si)
         if homeless and not ring:
             raise UploadError("no storage servers are known")
         for sh in homeless:  # to the least-loaded server, earliest in the permuted ring
             j = min(range(len(ring)), key=lambda j: (len(plan.get(ring[j].server_id, {})), j))
             plan.setdefault(ring[j].server_id, {})[sh] = MUST_NOT_EXIST
-        wem = mc.write_enabler_master(cap.writekey)
+        wem = mc.write_enabler_master(writekey)
         results = await asyncio.gather(
-            *(self._write(servers[sid], si, wem, tests, shares) for sid, tests in plan.items())
+            *(self._write(servers[sid], si, wem, tests, writes) for sid, tests in plan.items())
         )
         written = sum(r for r, _ in results)
         surprised = any(s for _, s in results)
@@ -258,10 +284,10 @@ class MutableFiles:
         si: bytes,
         wem: bytes,
         tests: dict[int, tuple[int, int, bytes]],
-        shares: list[sdmf.SDMFShare],
+        writes: dict[int, list[tuple[int, bytes]]],
     ) -> tuple[int, bool]:
         """(shares written, surprised) for one server."""
-        vectors = {sh: TestWrite((test,), ((0, shares[sh].pack()),)) for sh, test in tests.items()}
+        vectors = {sh: TestWrite((test,), tuple(writes[sh])) for sh, test in tests.items()}
         renew, cancel = lease_secrets_for(self.lease_secret, si, server.lease_seed)
         try:
             result = await asyncio.wait_for(
