@@ -38,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--format",
         choices=("CHK", "SDMF", "MDMF", "chk", "sdmf", "mdmf"),
         default=None,
-        help="CHK (immutable, default), SDMF (mutable); MDMF is not written yet",
+        help="CHK (immutable, default), SDMF or MDMF (mutable; MDMF allows in-place updates)",
+    )
+    p.add_argument(
+        "--offset",
+        type=int,
+        default=None,
+        help="with an MDMF write cap: write the data at this byte offset, in place",
     )
     p.set_defaults(func=run)
 
@@ -84,13 +90,11 @@ async def _put_mutable(args: argparse.Namespace) -> int:
     from veil.formats.mutable_caps import SSKWriteCap, parse_user_cap
 
     fmt = (args.format or "SDMF").upper()
-    if fmt == "MDMF":
-        raise UsageError(
-            "this version of veil writes mutable files as SDMF only", hint="--format=SDMF"
-        )
+    if args.offset is not None and args.offset < 0:
+        raise UsageError("--offset must not be negative")
     target = parse_user_cap(args.target) if args.target else None
     if target is not None and not isinstance(target, SSKWriteCap):
-        raise UsageError("the second argument must be a mutable file's write cap (URI:SSK:…)")
+        raise UsageError("the second argument must be a mutable file's write cap (URI:SSK:/MDMF:)")
     if args.file == "-":
         data = sys.stdin.buffer.read(MAX_MUTABLE + 1)
     else:
@@ -104,7 +108,13 @@ async def _put_mutable(args: argparse.Namespace) -> int:
     async with open_client(Path(args.node_directory)) as client:
         files = client.mutable_files()
         if target is None:
-            cap = (await files.create(data)).to_string()
+            made = await (files.mdmf().create(data) if fmt == "MDMF" else files.create(data))
+            cap = made.to_string()
+        elif args.offset is not None:
+            if not target.mdmf:
+                raise UsageError("--offset needs an MDMF file (SDMF files are rewritten whole)")
+            await files.mdmf().update(target, args.offset, data)
+            cap = target.to_string()
         else:
             await files.overwrite(target, data)
             cap = target.to_string()
@@ -121,7 +131,7 @@ async def _put(args: argparse.Namespace) -> int:
 
     fmt = (args.format or "").upper()
     path = None
-    if args.target and not args.target.startswith("URI:SSK"):
+    if args.target and not args.target.startswith(("URI:SSK", "URI:MDMF")):
         path = grid_paths.parse(args.target, Path(args.node_directory))
         if path is None:
             raise UsageError(f"{args.target!r} is neither ALIAS:path nor a write cap")
