@@ -107,6 +107,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes-mib", default="1,10,100")
     ap.add_argument("--small-files", type=int, default=100)
+    ap.add_argument("--dir-files", type=int, default=1000, help="ls and cp -r rows")
+    ap.add_argument("--mdmf-mib", type=int, default=100, help="file for the MDMF update row")
+    ap.add_argument("--skip-dirs", action="store_true", help="leave out the directory rows")
     opts = ap.parse_args()
     tahoe = tahoe_executable()
     table = Table()
@@ -242,6 +245,12 @@ def main() -> None:
                     "files/s",
                     True,
                 )
+
+            # -- directories and mutable files ----------------------------------
+            if not opts.skip_dirs:
+                from compare_dirs import directory_rows
+
+                directory_rows(table, tmp, vclient, tahoe, http, opts)
 
             # -- memory and idle CPU -------------------------------------------
             table.add(
