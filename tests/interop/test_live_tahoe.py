@@ -459,3 +459,24 @@ def test_mdmf_partial_updates_both_ways(
     made = asyncio.run(_veil_mdmf(client, "create", data=b"made by veil" * 30_000))
     assert node.get(made) == b"made by veil" * 30_000
     assert node.check(made, verify=True)["results"]["healthy"] is True
+
+
+def test_tahoe_reads_an_immutable_directory_veil_made(
+    tahoe_client_on_veil: TahoeNode, veil_grid: Path
+) -> None:
+    import json
+
+    from veil.formats.dirnode import Entry
+
+    async def make() -> str:
+        async with open_client(veil_grid / "client") as c:
+            chk = (await c.uploader().upload_bytes(os.urandom(3000))).cap.to_string()
+            entries = {f"f{i}": Entry(chk if i == 0 else "URI:LIT:nbswy3dp") for i in range(10)}
+            return (await c.directories().create_immutable(entries, c.uploader())).to_string()
+
+    cap = asyncio.run(make())
+    assert cap.startswith("URI:DIR2-CHK:")
+    info = json.loads(_http("GET", f"{tahoe_client_on_veil.url}/uri/{cap}?t=json"))
+    assert info[0] == "dirnode" and info[1]["mutable"] is False
+    assert set(info[1]["children"]) == {f"f{i}" for i in range(10)}
+    assert _http("GET", f"{tahoe_client_on_veil.url}/uri/{cap}/f1") == b"hello"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veil.errors import FormatError
+from veil.errors import FormatError, UsageError
 from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
@@ -135,3 +135,38 @@ async def test_nested_directories_and_walk() -> None:
     listing = await dirs.children(root)
     assert listing["sub"].rw_cap == sub.to_string()
     assert listing["sub"].ro_cap == mc.attenuate(sub).to_string()
+
+
+async def test_immutable_directories() -> None:
+    from veil.services.uploader import Uploader
+
+    broker, _ = local_grid(4)
+    params = EncodingParameters(2, 3, 4)
+    files = MutableFiles(broker, params, lease_secret=b"s" * 32)
+    dirs = Directories(files, Downloader(broker))
+    up = Uploader(broker, params, lease_secret=b"s" * 32, convergence_secret=b"c" * 32)
+    small = await dirs.create_immutable({"b": Entry("URI:LIT:nbswy3dp")}, up)
+    assert small.to_string().startswith("URI:DIR2-LIT:")
+    assert (await dirs.children(small))["b"].ro_cap == "URI:LIT:nbswy3dp"
+    many = {f"file{i}": Entry("URI:LIT:nbswy3dp", None, {"i": i}) for i in range(20)}
+    big = await dirs.create_immutable(many, up)
+    assert big.to_string().startswith("URI:DIR2-CHK:")
+    assert await dirs.children(big) == many
+    assert (await dirs.create_immutable(many, up)) == big  # convergent: same cap again
+    mutable_child = await dirs.create()
+    with pytest.raises(UsageError, match="only immutable"):
+        await dirs.create_immutable({"m": entry_for(mutable_child.to_string())}, up)
+
+
+def test_merkle_vector_from_the_digest() -> None:
+    from veil.formats import merkle
+    from veil.formats.hashes import block_hash
+
+    tree = merkle.build_tree([block_hash(x) for x in (b"a", b"b", b"c")])
+    assert len(tree) == 7
+    assert tree[0].hex() == "305f8c82ff5a9415a90af86ee69326b8449a437fb39bcd395ca732e14e59364d"
+    assert tree[6].hex() == "9ed59076b6bee6b75864630c3c20cff6934efe03a60a7fd28b69542fb13a68a3"
+    empty = merkle.build_tree([])
+    assert empty == [
+        bytes.fromhex("e0024730188e2de564a697cc2987407b24ae7eb6b880190c1a0337a5740e527a")
+    ]

@@ -22,6 +22,7 @@ from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.dirnode import Entry
 from veil.services.downloader import Downloader
 from veil.services.mutable_files import MutableFiles
+from veil.services.uploader import Uploader
 
 ATTEMPTS = 4
 Change = Callable[[dict[str, Entry]], dict[str, Entry]]
@@ -56,6 +57,18 @@ class Directories:
         children = entries or {}
         file = await self.files.create(lambda cap: dirnode.pack(children, cap.writekey))
         return mc.DirCap(file)
+
+    async def create_immutable(self, entries: dict[str, Entry], uploader: Uploader) -> mc.DirCap:
+        """A deep-immutable directory (``URI:DIR2-CHK:``, or ``URI:DIR2-LIT:`` when its
+        bytes fit in a cap); every child must be immutable too."""
+        for name, entry in entries.items():
+            child = mc.parse_any(entry.ro_cap or "")
+            file = child.file if isinstance(child, mc.DirCap) else child
+            if entry.rw_cap or not isinstance(file, CHKReadCap | LiteralCap):
+                raise UsageError(f"{name}: an immutable directory can hold only immutable things")
+        result = await uploader.upload_bytes(dirnode.pack(entries, None))
+        assert isinstance(result.cap, CHKReadCap | LiteralCap)
+        return mc.DirCap(result.cap)
 
     async def children(self, cap: mc.DirCap) -> dict[str, Entry]:
         f = cap.file

@@ -6,12 +6,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from veil.adapters.nodedir import NodeDirectory, write_private
 from veil.errors import UsageError, VeilError
-from veil.formats.onion import OnionKey
-from veil.formats.params import EncodingParameters
-from veil.formats.tor_settings import DEFAULT_ONION_PORT, parse_endpoint
+
+if TYPE_CHECKING:  # imported when a command runs: start-up stays fast
+    from veil.adapters.nodedir import NodeDirectory
+
+DEFAULT_ONION_PORT = 3457  # as veil.formats.tor_settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +109,10 @@ def _listen(args: argparse.Namespace) -> set[str]:
 def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[str]) -> None:
     """[node]/[connections]/[tor] for --hide-ip and --listen=tor. The onion key is
     made here, so the address is known (and announced) before the first run."""
+    from veil.adapters.nodedir import NodeDirectory, write_private
+    from veil.formats.onion import OnionKey
+    from veil.formats.tor_settings import parse_endpoint
+
     if args.hide_ip:
         node.config["node"]["reveal-IP-address"] = "false"
         node.config["connections"] = {"tcp": "tor"}
@@ -134,7 +140,9 @@ def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[st
 
 
 def run(args: argparse.Namespace) -> int:
+    from veil.adapters.nodedir import NodeDirectory
     from veil.formats.nurl import parse_nurl
+    from veil.formats.params import EncodingParameters
 
     path = Path(args.directory or args.node_directory)
     params = EncodingParameters(args.shares_needed, args.shares_happy, args.shares_total)
@@ -171,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_introducer(args: argparse.Namespace) -> int:
+    from veil.adapters.nodedir import NodeDirectory
+
     path = Path(args.directory or args.node_directory)
     listen = _listen(args)
     if not listen:

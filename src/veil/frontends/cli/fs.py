@@ -13,14 +13,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veil.errors import UsageError
-from veil.formats import mutable_caps as mc
-from veil.formats.dirnode import Entry
 from veil.frontends import runtime
-from veil.frontends.cli import grid_paths
-from veil.frontends.cli.grid_paths import GridPath
+
+if TYPE_CHECKING:  # imported when a command runs: start-up stays fast
+    from veil.formats.dirnode import Entry
+    from veil.frontends.cli.grid_paths import GridPath
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +58,8 @@ def _cmd(fn: Any) -> Any:
 
 
 def _grid(arg: str, node: Path) -> GridPath:
+    from veil.frontends.cli import grid_paths
+
     path = grid_paths.parse(arg, node)
     if path is None:
         raise UsageError(f"{arg!r} is not a grid path (ALIAS:path, e.g. tahoe:docs/a.txt)")
@@ -66,6 +68,7 @@ def _grid(arg: str, node: Path) -> GridPath:
 
 async def _mkdir(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
     from veil.services.directories import entry_for
 
     node = Path(args.node_directory)
@@ -95,6 +98,8 @@ async def _create_alias(args: argparse.Namespace) -> int:
 
 
 def _kind(entry: Entry) -> str:
+    from veil.formats import mutable_caps as mc
+
     cap = mc.parse_any(entry.rw_cap or entry.ro_cap or "")
     if isinstance(cap, mc.DirCap):
         return "dir"
@@ -102,12 +107,15 @@ def _kind(entry: Entry) -> str:
 
 
 def _size(entry: Entry) -> int | None:
+    from veil.formats import mutable_caps as mc
+
     cap = mc.parse_any(entry.ro_cap or "")
     return getattr(cap, "size", None)
 
 
 async def _ls(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
 
     node = Path(args.node_directory)
     path = grid_paths.parse(args.path, node, default=True)
@@ -142,6 +150,7 @@ async def _ls(args: argparse.Namespace) -> int:
 
 async def _rm(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
 
     node = Path(args.node_directory)
     async with open_client(node) as client:
@@ -151,6 +160,7 @@ async def _rm(args: argparse.Namespace) -> int:
 
 async def _ln(args: argparse.Namespace, *, move: bool = False) -> int:
     from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
 
     node = Path(args.node_directory)
     source, target = _grid(args.source, node), _grid(args.target, node)
@@ -169,6 +179,7 @@ async def _mv(args: argparse.Namespace) -> int:
 
 async def _cp(args: argparse.Namespace) -> int:
     from veil.adapters.client import open_client
+    from veil.frontends.cli import grid_paths
     from veil.frontends.cli.copying import copy_down, copy_up
 
     node = Path(args.node_directory)

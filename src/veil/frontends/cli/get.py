@@ -7,10 +7,10 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from veil.errors import UsageError
 from veil.formats.caps import parse_read_cap
-from veil.formats.mutable_caps import SSKReadCap, SSKWriteCap, parse_any
 from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
@@ -37,7 +37,7 @@ async def _resolve(args: argparse.Namespace) -> str:
     return entry.rw_cap or entry.ro_cap or ""
 
 
-async def _get_mutable(args: argparse.Namespace, cap: SSKWriteCap | SSKReadCap) -> int:
+async def _get_mutable(args: argparse.Namespace, cap: Any) -> int:
     from veil.adapters.client import open_client
 
     async with open_client(Path(args.node_directory)) as client:
@@ -65,6 +65,8 @@ async def _get(args: argparse.Namespace) -> int:
         raise UsageError("--offset and --length must not be negative")
     if not args.cap.startswith("URI:") or args.cap.startswith("URI:DIR2"):
         args.cap = await _resolve(args)
+    from veil.formats.mutable_caps import SSKReadCap, SSKWriteCap, parse_any
+
     mutable = parse_any(args.cap)
     if isinstance(mutable, SSKWriteCap | SSKReadCap):
         return await _get_mutable(args, mutable)
