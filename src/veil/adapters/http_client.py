@@ -272,11 +272,16 @@ class HttpStorageClient(IdentifiedServer):
     async def advise_corrupt_share(
         self, storage_index: bytes, share_number: int, reason: str
     ) -> None:
+        await self._corrupt("immutable", storage_index, share_number, reason)
+
+    async def _corrupt(
+        self, kind: str, storage_index: bytes, share_number: int, reason: str
+    ) -> None:
         raw = reason.encode("utf-8")[: wire.MAX_REASON_SENT].decode("utf-8", "ignore") or "corrupt"
         try:
             await self._request(
                 "POST",
-                f"/immutable/{base32.b2a(storage_index)}/{share_number}/corrupt",
+                f"/{kind}/{base32.b2a(storage_index)}/{share_number}/corrupt",
                 body=wire.encode_corrupt_request(raw),
                 headers=[("Content-Type", wire.CBOR)],
             )
@@ -332,16 +337,7 @@ class HttpStorageClient(IdentifiedServer):
     async def mutable_advise_corrupt(
         self, storage_index: bytes, share_number: int, reason: str
     ) -> None:
-        raw = reason.encode("utf-8")[: wire.MAX_REASON_SENT].decode("utf-8", "ignore") or "corrupt"
-        try:
-            await self._request(
-                "POST",
-                f"/mutable/{base32.b2a(storage_index)}/{share_number}/corrupt",
-                body=wire.encode_corrupt_request(raw),
-                headers=[("Content-Type", wire.CBOR)],
-            )
-        except NotFound:
-            pass
+        await self._corrupt("mutable", storage_index, share_number, reason)
 
     async def close(self) -> None:
         if self._session is not None:

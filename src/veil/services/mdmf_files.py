@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 from veil.codec import make_codec
 from veil.errors import FormatError, IntegrityError, NotEnoughSharesError, VeilError
@@ -26,7 +25,7 @@ from veil.formats import mutable_caps as mc
 from veil.formats.crypto import ctr_cipher
 from veil.formats.hashes import block_hash
 from veil.services.interfaces import StorageClient
-from veil.services.mutable_files import FIRST_READ, MutableFiles
+from veil.services.mutable_files import FIRST_READ, MutableFiles, signing_key
 
 
 @dataclass
@@ -172,13 +171,7 @@ class MDMFFiles:
     def _signing_key(
         self, cap: mc.SSKWriteCap, version: Version
     ) -> tuple[rsa.RSAPrivateKey, bytes]:
-        der = ctr_cipher(cap.writekey).update(version.meta.enc_privkey)
-        if mc.writekey_from_privkey(der) != cap.writekey:
-            raise IntegrityError("the encrypted signing key in the shares does not match the cap")
-        key = load_der_private_key(der, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise IntegrityError("the signing key in the shares is not RSA")
-        return key, der
+        return signing_key(cap, version.meta.enc_privkey)
 
     async def _publish(
         self,

@@ -56,6 +56,17 @@ FIRST_READ = 4000
 MUST_NOT_EXIST = (0, 1, b"")
 
 
+def signing_key(cap: mc.SSKWriteCap, enc_privkey: bytes) -> tuple[rsa.RSAPrivateKey, bytes]:
+    """The file's signing key (and its DER), decrypted from a share with the write key."""
+    der = ctr_cipher(cap.writekey).update(enc_privkey)
+    if mc.writekey_from_privkey(der) != cap.writekey:
+        raise IntegrityError("the encrypted signing key in the shares does not match the cap")
+    key = load_der_private_key(der, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise IntegrityError("the signing key in the shares is not RSA")
+    return key, der
+
+
 def generate_key() -> rsa.RSAPrivateKey:
     """A new 2048-bit signing key (about 20-80 ms here)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -197,12 +208,7 @@ class MutableFiles:
             raise NotEnoughSharesError("no readable version of this mutable file was found")
         share = next(iter(best.values())).share
         assert share is not None
-        der = ctr_cipher(cap.writekey).update(share.enc_privkey)
-        if mc.writekey_from_privkey(der) != cap.writekey:
-            raise IntegrityError("the encrypted signing key in the shares does not match the cap")
-        key = load_der_private_key(der, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise IntegrityError("the signing key in the shares is not RSA")
+        key, der = signing_key(cap, share.enc_privkey)
         seqnum = found.highest_seqnum() + 1
         await self._publish(cap, key, der, data, seqnum, share.k, share.n, found)
         return seqnum
