@@ -236,3 +236,59 @@ def test_a_node_launches_its_own_tor_when_told_to(grid: Grid, tmp_path: Path) ->
     while _processes_using(torrc) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _processes_using(torrc), "the launched tor stops with the node"
+
+
+def test_a_tahoe_client_uses_veil_onion_servers_through_tor(grid: Grid, tmp_path: Path) -> None:
+    """Tahoe 1.20 reaches veil's onion storage servers (pb+tor NURLs) with its own
+    Tor support (txtorcon, through the test network's client tor), and the file
+    it stores there is read back by an anonymous veil client."""
+    from tests.interop.tahoe_harness import TahoeNode, tahoe_executable
+
+    servers = {s.announcement["server_id"]: s.announcement["ann"] for s in grid.onion}
+    tahoe = TahoeNode.create_client(
+        tahoe_executable(), tmp_path / "tahoe", needed=1, happy=2, total=2, servers=servers
+    )
+    control = grid.net.clients[0].control_port
+    cfg = tahoe.path / "tahoe.cfg"
+    # [connections] tcp = tor is needed: with the default (tcp), Tahoe 1.20 builds a
+    # plain agent even for pb+tor NURLs and looks the .onion name up in DNS
+    cfg.write_text(
+        cfg.read_text()
+        + f"\n[tor]\nenabled = true\ncontrol.port = tcp:127.0.0.1:{control}\n"
+        + "\n[connections]\ntcp = tor\n"
+    )
+    tahoe.start()
+    try:
+        started = time.monotonic()
+        try:
+            tahoe.wait_ready(connected_servers=2, timeout=90)
+        except Exception as exc:
+            statuses = [
+                (s.get("nickname"), s.get("connection_status"))
+                for s in tahoe.welcome().get("servers", [])
+            ]
+            raise AssertionError(f"Tahoe did not connect: {statuses}") from exc
+        ready = time.monotonic() - started
+        data = os.urandom(10 * 1024 * 1024)
+        t0 = time.monotonic()
+        cap = tahoe.put(data)
+        put_s = time.monotonic() - t0
+        t0 = time.monotonic()
+        assert tahoe.get(cap) == data
+        get_s = time.monotonic() - t0
+        print(
+            f"\nTahoe client over Tor to veil onion servers: ready in {ready:.1f} s; "
+            f"10 MiB put {10.49 / put_s:.2f} MB/s, get {10.49 / get_s:.2f} MB/s (1-of-2, web API)"
+        )
+    finally:
+        tahoe.stop()
+    client = grid.nodes.client("reads-tahoe", hide_ip=True, servers=grid.onion)
+    grid.nodes.wait_connected(client, grid.client_env, 2)
+    got = subprocess.run(
+        [*VEIL, "-d", str(client), "get", cap],
+        env={**os.environ, **grid.client_env},
+        capture_output=True,
+        timeout=180,
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == data
