@@ -98,3 +98,17 @@ async def test_mutable_files_dispatches_mdmf_caps() -> None:
     assert await mf.read(cap) == b"hello mdmf"
     await mf.overwrite(cap, b"second")
     assert await mf.read(mc.attenuate(cap)) == b"second"  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, 2900), st.binary(min_size=1, max_size=8))
+def test_hostile_share_bytes_raise_only_format_errors(noise: bytes, at: int, patch: bytes) -> None:
+    from veil.errors import FormatError
+    from veil.formats import mdmf, mutable_container, sdmf
+
+    for data in (noise, (b"\x01" + noise[1:]) if noise else noise, b"\x00" + noise):
+        for parse in (sdmf.parse_share, mdmf.parse_meta, mutable_container.parse_header):
+            try:
+                parse(data[:at] + patch + data[at + len(patch) :])
+            except FormatError:
+                pass

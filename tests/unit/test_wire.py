@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from veil.errors import BadRequest, RemoteError
-from veil.formats import wire
+from veil.formats import wire, wire_mutable
 from veil.formats.storage_types import AllocateResult, ByteRange, VersionInfo, WriteResult
 
 ALLOCATE_REQUEST = "a26d73686172652d6e756d62657273d90102830001026e616c6c6f63617465642d73697a651830"
@@ -20,8 +20,13 @@ VERSION_PREFIX = (  # first 80 bytes observed from Tahoe 1.20 (http_probe.txt)
     "a2582f687474703a2f2f616c6c6d79646174612e6f72672f7461686f652f70726f746f636f6c732f73746f72"
     "6167652f7631a3581c6d6178696d756d2d696d6d757461626c652d73686172652d73697a"
 )
-REQUESTS: list[Callable[[bytes], Any]] = [wire.decode_allocate_request, wire.decode_corrupt_request]
+REQUESTS: list[Callable[[bytes], Any]] = [
+    wire.decode_allocate_request,
+    wire.decode_corrupt_request,
+    wire_mutable.decode_rtw_request,
+]
 ANSWERS: list[Callable[[bytes], Any]] = [
+    wire_mutable.decode_rtw_result,
     wire.decode_version,
     wire.decode_allocate_result,
     wire.decode_write_result,
@@ -215,3 +220,35 @@ def test_round_trips(shares: frozenset[int], size: int, ranges: list[tuple[int, 
     assert wire.decode_share_list(wire.encode_share_list(shares)) == shares
     w = WriteResult(tuple(ByteRange(b, b + n) for b, n in ranges))
     assert wire.decode_write_result(wire.encode_write_result(w)) == w
+
+
+_fields = st.dictionaries(
+    st.sampled_from(["test", "write", "new-length", "offset", "size", "specimen", "data", "x"]),
+    _values,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.integers(-5, 300) | st.text(max_size=3), _fields | _values, max_size=3),
+    _values,
+)
+def test_hostile_read_test_write_bodies_are_refused_cleanly(vectors: Any, reads: Any) -> None:
+    for body in ({"test-write-vectors": vectors, "read-vector": reads}, {"data": vectors}):
+        try:
+            data = cbor2.dumps(body)
+        except Exception:
+            continue
+        try:
+            wire_mutable.decode_rtw_request(data)
+        except BadRequest:
+            pass
+    try:
+        answer = cbor2.dumps({"success": True, "data": vectors})
+    except Exception:
+        return
+    try:
+        wire_mutable.decode_rtw_result(answer)
+    except RemoteError:
+        pass
