@@ -188,7 +188,7 @@ def test_environment_comes_first_and_is_used_alone() -> None:
 def test_endpoint_forms() -> None:
     assert parse_endpoint("9050") == Endpoint("127.0.0.1", 9050)
     assert parse_endpoint("tcp:9050") == Endpoint("127.0.0.1", 9050)
-    assert parse_endpoint("tcp:10.0.0.1:9050") == Endpoint("10.0.0.1", 9050)
+    assert parse_endpoint("tcp:127.0.0.3:9050") == Endpoint("127.0.0.3", 9050)
     assert parse_endpoint("tcp:host=127.0.0.2:port=9051") == Endpoint("127.0.0.2", 9051)
     assert parse_endpoint("[::1]:9050") == Endpoint("::1", 9050)
     for bad in ("unix:relative/path", "tcp:localhost:99999", "tor", "", "::1:9050"):
