@@ -52,6 +52,8 @@ def test_filesystem_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert veil("get", "tahoe:docs/again.txt") == "top"
         code = main(["-d", node, "rm", "tahoe:nothing"])
         assert code == 1 and "no such file" in capsys.readouterr().err
+        code = main(["-d", node, "get", "tahoe:docs"])
+        assert code == 1 and "is a directory" in capsys.readouterr().err
     finally:
         stop = [sys.executable, "-m", "veil.frontends.cli.main", "grid", "stop", str(grid)]
         subprocess.run(stop, check=True, capture_output=True)

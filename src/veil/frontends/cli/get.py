@@ -65,9 +65,13 @@ async def _get(args: argparse.Namespace) -> int:
         raise UsageError("--offset and --length must not be negative")
     if not args.cap.startswith("URI:") or args.cap.startswith("URI:DIR2"):
         args.cap = await _resolve(args)
-    from veil.formats.mutable_caps import SSKReadCap, SSKWriteCap, parse_any
+    from veil.formats.mutable_caps import DirCap, SSKReadCap, SSKWriteCap, parse_any
 
     mutable = parse_any(args.cap)
+    if isinstance(mutable, DirCap):
+        raise UsageError(
+            "that is a directory, not a file", hint="list it with veil ls, copy it with veil cp -r"
+        )
     if isinstance(mutable, SSKWriteCap | SSKReadCap):
         return await _get_mutable(args, mutable)
     cap = parse_read_cap(args.cap)
