@@ -91,7 +91,8 @@ async def test_each_isolation_key_gets_its_own_circuit(tor_network: TorNetwork, 
     with StreamRecorder(tor_network.clients[0]) as recorder:
         for key in ("server-1", "server-2", "server-1"):
             await _roundtrip(proxy, echo.port, key)
-    ok = [s for s in recorder.streams if s.status == "SUCCEEDED"]
+    # only our streams: tor makes its own now and then (directory fetches, no user name)
+    ok = [s for s in recorder.streams if s.status == "SUCCEEDED" and s.username.startswith("veil:")]
     circuit = {s.username: s.circuit for s in ok}
     assert len(ok) == 3
     assert circuit["veil:server-1"] != circuit["veil:server-2"]
