@@ -30,12 +30,16 @@ async def _serve(path: Path) -> int:
 
     log = logging.getLogger("veil")
     node = StorageNode(path)
-    await node.start()
-    log.info("veil %s node %s running: %s", __version__, node.server_id, node.describe())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before start: a stop while starting is clean
         loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except BaseException:
+        await node.stop()  # withdraw whatever was started (an onion service, listeners)
+        raise
+    log.info("veil %s node %s running: %s", __version__, node.server_id, node.describe())
     await stop.wait()
     log.info("shutting down")
     await node.stop()
