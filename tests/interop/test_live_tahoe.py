@@ -480,3 +480,27 @@ def test_tahoe_reads_an_immutable_directory_veil_made(
     assert info[0] == "dirnode" and info[1]["mutable"] is False
     assert set(info[1]["children"]) == {f"f{i}" for i in range(10)}
     assert _http("GET", f"{tahoe_client_on_veil.url}/uri/{cap}/f1") == b"hello"
+
+
+def test_tahoe_lists_and_extends_an_mdmf_directory_veil_made(
+    tahoe_client_on_veil: TahoeNode, veil_grid: Path
+) -> None:
+    import json
+
+    from veil.formats.dirnode import Entry
+
+    async def make() -> str:
+        async with open_client(veil_grid / "client") as c:
+            entries = {"hello.txt": Entry("URI:LIT:nbswy3dp")}
+            return (await c.directories().create(entries, mdmf=True)).to_string()
+
+    cap = asyncio.run(make())
+    assert cap.startswith("URI:DIR2-MDMF:")
+    node = tahoe_client_on_veil
+    assert _http("GET", f"{node.url}/uri/{cap}/hello.txt") == b"hello"
+    _http("PUT", f"{node.url}/uri/{cap}/more.txt", b"more from tahoe")
+    children = json.loads(_http("GET", f"{node.url}/uri/{cap}?t=json"))[1]["children"]
+    assert set(children) == {"hello.txt", "more.txt"}
+    assert asyncio.run(_veil_dirs(veil_grid / "client", "read", cap, path=["more.txt"])) == (
+        b"more from tahoe"
+    )

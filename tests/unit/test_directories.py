@@ -170,3 +170,14 @@ def test_merkle_vector_from_the_digest() -> None:
     assert empty == [
         bytes.fromhex("e0024730188e2de564a697cc2987407b24ae7eb6b880190c1a0337a5740e527a")
     ]
+
+
+async def test_mdmf_directories() -> None:
+    dirs = _dirs()
+    cap = await dirs.create({"a": Entry("URI:LIT:nbswy3dp")}, mdmf=True)
+    assert cap.to_string().startswith("URI:DIR2-MDMF:")
+    await dirs.modify(cap, lambda c: {**c, "b": Entry("URI:LIT:nbswy3dp")})
+    assert set(await dirs.children(cap)) == {"a", "b"}
+    ro = mc.attenuate(cap)
+    assert isinstance(ro, mc.DirCap) and ro.to_string().startswith("URI:DIR2-MDMF-RO:")
+    assert set(await dirs.children(ro)) == {"a", "b"}

@@ -52,11 +52,17 @@ class Directories:
         self.files = files
         self.downloader = downloader
 
-    async def create(self, entries: dict[str, Entry] | None = None) -> mc.DirCap:
-        """A new, unlinked mutable (SDMF) directory."""
+    async def create(
+        self, entries: dict[str, Entry] | None = None, *, mdmf: bool = False
+    ) -> mc.DirCap:
+        """A new, unlinked mutable directory (SDMF as Tahoe's default, or MDMF)."""
         children = entries or {}
-        file = await self.files.create(lambda cap: dirnode.pack(children, cap.writekey))
-        return mc.DirCap(file)
+
+        def contents(cap: mc.SSKWriteCap) -> bytes:
+            return dirnode.pack(children, cap.writekey)
+
+        maker = self.files.mdmf().create if mdmf else self.files.create
+        return mc.DirCap(await maker(contents))
 
     async def create_immutable(self, entries: dict[str, Entry], uploader: Uploader) -> mc.DirCap:
         """A deep-immutable directory (``URI:DIR2-CHK:``, or ``URI:DIR2-LIT:`` when its

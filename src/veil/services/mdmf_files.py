@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -150,12 +150,15 @@ class MDMFFiles:
 
     # -- writing ---------------------------------------------------------------------
 
-    async def create(self, data: bytes) -> mc.SSKWriteCap:
+    async def create(self, data: bytes | Callable[[mc.SSKWriteCap], bytes]) -> mc.SSKWriteCap:
+        """A new MDMF file; ``data`` may depend on its cap (directories do)."""
         key = await asyncio.to_thread(self.files.keygen)
         der, pub = _serialize(key)
         cap = mc.SSKWriteCap(
             mc.writekey_from_privkey(der), mc.fingerprint_from_pubkey(pub), mdmf=True
         )
+        if callable(data):
+            data = data(cap)
         p = self.files.params
         await self._publish(cap, key, der, data, 1, p.needed, p.total, [])
         return cap

@@ -26,6 +26,12 @@ if TYPE_CHECKING:  # imported when a command runs: start-up stays fast
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("mkdir", help="make a directory (at PATH, or unlinked: prints its cap)")
     p.add_argument("path", nargs="?")
+    p.add_argument(
+        "--format",
+        choices=("SDMF", "MDMF", "sdmf", "mdmf"),
+        default="SDMF",
+        help="SDMF (default, as Tahoe) or MDMF",
+    )
     p.set_defaults(func=_cmd(_mkdir))
     p = sub.add_parser("create-alias", help="make a new directory and name it")
     p.add_argument("alias")
@@ -75,7 +81,7 @@ async def _mkdir(args: argparse.Namespace) -> int:
     target = _grid(args.path, node) if args.path else None
     async with open_client(node) as client:
         dirs = client.directories()
-        cap = await dirs.create()
+        cap = await dirs.create(mdmf=args.format.upper() == "MDMF")
         if target is not None:
             await grid_paths.link(dirs, target, entry_for(cap.to_string()), replace=False)
     sys.stdout.write(cap.to_string() + "\n")
