@@ -23,8 +23,8 @@ from aiohttp import web
 
 from veil.adapters.http_client import HttpStorageClient
 from veil.adapters.http_server import RunningServer, start_storage_http
-from veil.adapters.memory_backend import MemoryBackend
 from veil.adapters.network import TcpProvider
+from veil.adapters.storage.memory import MemoryBackend
 from veil.adapters.tls import (
     SpkiPin,
     client_context,

@@ -182,7 +182,7 @@ def test_veil_reads_what_tahoe_uploaded_to_tahoe_servers(
 
 
 def _lease_counts(storage_dirs: list[Path], si: bytes) -> list[int]:
-    from veil.adapters.disk_backend import DiskBackend
+    from veil.adapters.storage.disk import DiskBackend
 
     counts = []
     for st in storage_dirs:
@@ -296,7 +296,7 @@ def test_tahoe_mutable_files_on_veil_servers(
     assert attenuate(parse_user_cap(cap)).to_string() == info["ro_uri"]
     assert attenuate(parse_user_cap(cap), verify=True).to_string() == info["verify_uri"]
     # the shares sit in Tahoe-format mutable containers on the veil servers
-    from veil.adapters.disk_backend import DiskBackend
+    from veil.adapters.storage.disk import DiskBackend
     from veil.formats.mutable_caps import SSKWriteCap
 
     write = parse_user_cap(cap)

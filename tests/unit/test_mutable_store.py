@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veil.adapters.disk_backend import DiskBackend
-from veil.adapters.memory_backend import MemoryBackend
+from veil.adapters.storage.disk import DiskBackend
+from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import BadRequest, NotFound, RemoteError, Unauthorized
 from veil.formats import wire_mutable
 from veil.formats.mutable_container import DATA_OFFSET, MAGIC_V2, parse_header

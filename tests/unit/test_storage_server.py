@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from veil.adapters.disk_backend import DiskBackend
-from veil.adapters.memory_backend import MemoryBackend
+from veil.adapters.storage.disk import DiskBackend
+from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, Unauthorized
 from veil.formats import base32
 from veil.formats.container import LEASE_DURATION, hash_secret

@@ -30,11 +30,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.errors import BadRequest, StorageError, Unauthorized
 from veil.formats import base32, wire, wire_mutable
 from veil.services.interfaces import StorageService
-
-from .network import NetworkProvider, TcpProvider
 
 log = logging.getLogger(__name__)
 

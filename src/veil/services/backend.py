@@ -1,8 +1,8 @@
 """Where a storage server keeps shares: the ``Backend`` contract.
 
-Implementations: ``veil.adapters.disk_backend.DiskBackend`` (Tahoe's storage
+Implementations: ``veil.adapters.storage.disk.DiskBackend`` (Tahoe's storage
 directory layout, usable in place of a Tahoe server's) and
-``veil.adapters.memory_backend.MemoryBackend`` (a verified in-memory fake that
+``veil.adapters.storage.memory.MemoryBackend`` (a verified in-memory fake that
 passes the same conformance tests).
 
 Contract:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from veil.adapters.disk_backend import DiskBackend
-from veil.adapters.local_client import LocalStorageClient
-from veil.adapters.memory_backend import MemoryBackend
+from veil.adapters.storage.disk import DiskBackend
+from veil.adapters.storage.in_process_client import LocalStorageClient
+from veil.adapters.storage.memory import MemoryBackend
 from veil.services.broker import StorageBroker
 from veil.services.storage_server import StorageServer
 
