@@ -23,7 +23,7 @@ from aiohttp import web
 
 from veil.adapters.http_client import HttpStorageClient
 from veil.adapters.http_server import RunningServer, start_storage_http
-from veil.adapters.network import TcpProvider
+from veil.adapters.net.tcp import TcpProvider
 from veil.adapters.storage.memory import MemoryBackend
 from veil.adapters.tls import (
     SpkiPin,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from veil.adapters.socks import open_tunnel
-from veil.adapters.tor import OnionService, TorProvider
-from veil.adapters.tor_control import TorControl
+from veil.adapters.net.socks import open_tunnel
+from veil.adapters.net.tor import OnionService, TorProvider
+from veil.adapters.net.tor_control import TorControl
 from veil.errors import ServerUnavailable
 from veil.formats import tor_control as tc
 from veil.formats.onion import OnionKey

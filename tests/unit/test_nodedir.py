@@ -67,7 +67,7 @@ def test_sizes() -> None:
 
 def test_unusable_hints_are_skipped_or_refused() -> None:
     from veil.adapters.client import storage_client_for
-    from veil.adapters.network import TcpProvider
+    from veil.adapters.net.tcp import TcpProvider
 
     spki = "A" * 43
     onion = f"pb+tor://{spki}@abcdefghijklmnop.onion:443/swiss#v=1"

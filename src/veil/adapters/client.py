@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from veil.adapters.http_client import HttpStorageClient
-from veil.adapters.network import NetworkProvider
-from veil.adapters.networks import TOR_SCHEME, Networks, networks_for
+from veil.adapters.net.connection_policy import TOR_SCHEME, Networks, networks_for
+from veil.adapters.net.tcp import NetworkProvider
 from veil.adapters.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32

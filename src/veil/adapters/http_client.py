@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from veil.adapters.network import NetworkProvider, TcpProvider
+from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.adapters.tls import SpkiPin
 from veil.errors import (
     BadRequest,

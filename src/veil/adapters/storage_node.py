@@ -23,7 +23,7 @@ import yaml
 from veil import __version__
 from veil.adapters.http_server import RunningServer, start_storage_http
 from veil.adapters.introducer import IntroducerService, publish, start_introducer
-from veil.adapters.networks import Networks, networks_for
+from veil.adapters.net.connection_policy import Networks, networks_for
 from veil.adapters.nodedir import NodeDirectory
 from veil.adapters.storage.disk import DiskBackend
 from veil.adapters.tls import create_identity, server_context, spki_hash_of_pem, tubid_text
@@ -35,7 +35,7 @@ from veil.formats.tor_settings import DEFAULT_ONION_PORT
 from veil.services.storage_server import StorageServer
 
 if TYPE_CHECKING:
-    from veil.adapters.tor import OnionService
+    from veil.adapters.net.tor import OnionService
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
@@ -184,7 +184,7 @@ class StorageNode:
         return ports
 
     async def _start_onion(self) -> None:
-        from veil.adapters.tor import OnionService
+        from veil.adapters.net.tor import OnionService
 
         assert self.networks is not None
         key_blob = self.node.onion_key()

@@ -1,7 +1,7 @@
 """SOCKS5 (RFC 1928) with username/password (RFC 1929), as Tor speaks it.
 
 Sans-I/O: functions build the bytes a client sends and read the bytes a
-proxy answers; ``veil.adapters.socks`` moves them over a TCP or unix socket.
+proxy answers; ``veil.adapters.net.socks`` moves them over a TCP or unix socket.
 Only what a Tor client needs is here: one CONNECT with the host name sent to
 the proxy unresolved (ATYP 3, so names are resolved by Tor, never locally),
 and username/password authentication, which Tor uses to put streams with

@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from veil.adapters.socks import connect_endpoint
+from veil.adapters.net.socks import connect_endpoint
 from veil.errors import ConfigError
 from veil.formats import tor_control as tc
 from veil.formats.tor_settings import Endpoint

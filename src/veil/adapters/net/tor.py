@@ -20,9 +20,9 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from veil.adapters.network import ListenAddress, TcpProvider
-from veil.adapters.socks import SocksConnector, connect_endpoint
-from veil.adapters.tor_control import TorControl
+from veil.adapters.net.socks import SocksConnector, connect_endpoint
+from veil.adapters.net.tcp import ListenAddress, TcpProvider
+from veil.adapters.net.tor_control import TorControl
 from veil.errors import ConfigError, UsageError
 from veil.formats import socks5
 from veil.formats.tor_settings import Endpoint, Search, control_search, is_loopback, socks_search

@@ -24,14 +24,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from veil.adapters.network import NetworkProvider, TcpProvider
+from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.adapters.nodedir import NodeDirectory
 from veil.errors import ConfigError
 from veil.formats.nurl import NURL
 from veil.formats.tor_settings import Endpoint, control_search, socks_search
 
 if TYPE_CHECKING:
-    from veil.adapters.tor_launch import LaunchedTor
+    from veil.adapters.net.tor_launch import LaunchedTor
 
 TOR_SCHEME = "pb+tor"
 
@@ -77,7 +77,7 @@ class Networks:
             return
         must = self.anonymous or self.tcp_mode == "tor"
         try:
-            from veil.adapters.tor import TorProvider
+            from veil.adapters.net.tor import TorProvider
 
             self.tor = TorProvider(await self._find_socks())
         except ConfigError as exc:
@@ -92,7 +92,7 @@ class Networks:
             self.tcp = self.tor
 
     async def _find_socks(self) -> Endpoint:
-        from veil.adapters.tor import find_socks
+        from veil.adapters.net.tor import find_socks
 
         assert self.node is not None
         tor_cfg = self.node.section("tor")
@@ -104,7 +104,7 @@ class Networks:
             return await find_socks(self.env, tor_cfg)  # a system tor comes first
         except ConfigError:
             pass
-        from veil.adapters.tor_launch import launch as launch_tor
+        from veil.adapters.net.tor_launch import launch as launch_tor
 
         self.launched = await launch_tor(
             self.node.private,
@@ -115,7 +115,7 @@ class Networks:
 
     async def control_port(self) -> tuple[Endpoint, str | None]:
         """Tor's control port for onion services, and the cookie file to use."""
-        from veil.adapters.tor import find_control
+        from veil.adapters.net.tor import find_control
 
         assert self.node is not None
         cookie = self.env.get("TOR_CONTROL_COOKIE_AUTH_FILE") or None
