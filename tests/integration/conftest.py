@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from veil.adapters.http_client import HttpStorageClient
-from veil.adapters.http_server import RunningServer, start_storage_http
+from veil.adapters.http.storage_client import HttpStorageClient
+from veil.adapters.http.storage_server import RunningServer, start_storage_http
+from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem
 from veil.adapters.storage.disk import DiskBackend
-from veil.adapters.tls import create_identity, server_context, spki_hash_of_pem
 from veil.formats.nurl import NURL
 from veil.services.storage_server import StorageServer
 

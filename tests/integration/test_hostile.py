@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from veil.adapters.http_client import HttpStorageClient
-from veil.adapters.tls import create_identity, server_context, spki_hash_of_pem
+from veil.adapters.http.storage_client import HttpStorageClient
+from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem
 from veil.errors import RemoteError, ServerFull, UnhappinessError
 from veil.formats import wire
 from veil.formats.nurl import NURL

@@ -21,17 +21,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from veil.adapters.http_client import HttpStorageClient
-from veil.adapters.http_server import RunningServer, start_storage_http
-from veil.adapters.net.tcp import TcpProvider
-from veil.adapters.storage.memory import MemoryBackend
-from veil.adapters.tls import (
+from veil.adapters.http.storage_client import HttpStorageClient
+from veil.adapters.http.storage_server import RunningServer, start_storage_http
+from veil.adapters.http.tls import (
     SpkiPin,
     client_context,
     create_identity,
     server_context,
     spki_hash_of_pem,
 )
+from veil.adapters.net.tcp import TcpProvider
+from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import (
     BadRequest,
     Conflict,

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import yaml
 
-from veil.adapters.tls import spki_hash_of_pem
+from veil.adapters.http.tls import spki_hash_of_pem
 from veil.formats import base32
 from veil.formats.nurl import NURL, parse_furl
 

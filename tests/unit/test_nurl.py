@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veil.adapters.tls import create_identity, spki_hash_of_pem, tubid_of_pem, tubid_text
+from veil.adapters.http.tls import create_identity, spki_hash_of_pem, tubid_of_pem, tubid_text
 from veil.errors import FormatError
 from veil.formats import base32
 from veil.formats.nurl import (

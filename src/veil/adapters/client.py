@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from veil.adapters.http_client import HttpStorageClient
+from veil.adapters.http.storage_client import HttpStorageClient
 from veil.adapters.net.connection_policy import TOR_SCHEME, Networks, networks_for
 from veil.adapters.net.tcp import NetworkProvider
 from veil.adapters.nodedir import NodeDirectory

@@ -24,10 +24,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from veil.adapters.http_server import RunningServer
+from veil.adapters.http.storage_server import RunningServer
+from veil.adapters.http.tls import SpkiPin
 from veil.adapters.net.connection_policy import Networks
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
-from veil.adapters.tls import SpkiPin
 from veil.errors import ConfigError, FormatError, ServerUnavailable, VeilError
 from veil.formats.announcement import MAX_ANNOUNCEMENT, AnnouncementBook, SignedAnnouncement
 from veil.formats.nurl import NURL

@@ -180,7 +180,7 @@ class NodeDirectory:
         for name, size in (("convergence", 32), ("secret", 32)):
             write_private(path / "private" / name, base32.b2a(os.urandom(size)) + "\n")
         write_private(path / "private" / "storage.swissnum", base32.b2a(os.urandom(20)) + "\n")
-        from veil.adapters.tls import create_identity
+        from veil.adapters.http.tls import create_identity
 
         create_identity(path / "private" / "tls.key", path / "private" / "tls.crt")
         with open(path / "tahoe.cfg", "w", encoding="utf-8") as f:

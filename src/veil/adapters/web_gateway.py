@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from veil.adapters.client import open_client
-from veil.adapters.http_server import RunningServer
+from veil.adapters.http.storage_server import RunningServer
 from veil.adapters.server_status import server_rows, welcome_json
 from veil.errors import ConfigError
 

@@ -8,7 +8,7 @@ The SPKI hash is URL-safe base64 without padding (43 characters) of SHA-256 of
 the server certificate's DER SubjectPublicKeyInfo. A fURL's tubid is 20 bytes
 (32 base32 characters), ``SHA-1(DER certificate)`` for Tahoe servers; Tahoe
 clients bind lease secrets to it. Pure text and hashing only: loading
-certificates and TLS live in ``veil.adapters.tls``.
+certificates and TLS live in ``veil.adapters.http.tls``.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 import aiohttp
 
+from veil.adapters.http.tls import SpkiPin
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
-from veil.adapters.tls import SpkiPin
 from veil.errors import (
     BadRequest,
     Conflict,
