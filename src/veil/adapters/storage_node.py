@@ -121,7 +121,7 @@ class StorageNode:
         if self.server is not None:
             self._announce()
         if self.web_port:
-            from veil.adapters.web_gateway import start_web_gateway
+            from veil.adapters.web.gateway import start_web_gateway
 
             self.web = await start_web_gateway(self.node.path, self.web_port)
 
