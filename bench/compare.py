@@ -210,7 +210,7 @@ def main() -> None:
             def veil_small(concurrency: int) -> float:
                 import asyncio
 
-                from veil.adapters.client import open_client
+                from veil.adapters.node.client_session import open_client
 
                 async def run() -> float:
                     sem = asyncio.Semaphore(concurrency)

@@ -28,7 +28,7 @@ def _cli(args: list[str]) -> tuple[float, bytes]:
 
 
 async def _veil_dir_with(vclient: Path, count: int) -> str:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.services.directories import entry_for
 
     async with open_client(vclient) as c:
@@ -37,7 +37,7 @@ async def _veil_dir_with(vclient: Path, count: int) -> str:
 
 
 async def _veil_mdmf(vclient: Path, size: int) -> tuple[str, float]:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.formats.mutable_caps import SSKWriteCap, parse_user_cap
 
     async with open_client(vclient) as c:

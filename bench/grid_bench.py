@@ -36,7 +36,7 @@ def server_peak_kib(grid: Path) -> int:
 
 
 async def api_small_files(client_dir: Path, files: list[bytes], concurrency: int) -> float:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.formats.caps import parse_read_cap
 
     sem = asyncio.Semaphore(concurrency)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from veil.adapters.client import open_client
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.client_session import open_client
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.formats.caps import CHKReadCap, LiteralCap, parse_read_cap
 
 from .tahoe_harness import TahoeNode, _http, storage_announcement, tahoe_executable

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError
 from veil.formats.config_schema import hides_ip, validate
 from veil.frontends.cli.main import main

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import CapabilityError
 from veil.formats import base32
 from veil.formats.caps import CHKReadCap, LiteralCap, UnknownCap

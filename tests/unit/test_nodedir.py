@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from veil.adapters.nodedir import NodeDirectory, parse_size
+from veil.adapters.node.nodedir import NodeDirectory, parse_size
 from veil.errors import ConfigError, UsageError
 from veil.formats.params import EncodingParameters
 
@@ -66,8 +66,8 @@ def test_sizes() -> None:
 
 
 def test_unusable_hints_are_skipped_or_refused() -> None:
-    from veil.adapters.client import storage_client_for
     from veil.adapters.net.tcp import TcpProvider
+    from veil.adapters.node.client_session import storage_client_for
 
     spki = "A" * 43
     onion = f"pb+tor://{spki}@abcdefghijklmnop.onion:443/swiss#v=1"

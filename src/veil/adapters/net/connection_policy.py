@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError
 from veil.formats.nurl import NURL
 from veil.formats.tor_settings import Endpoint, control_search, socks_search

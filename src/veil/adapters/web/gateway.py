@@ -3,7 +3,7 @@
 Served by ``veil run`` when ``[node] web.port`` is set (Tahoe's endpoint form,
 ``tcp:3456:interface=127.0.0.1``, or a bare port). It binds to 127.0.0.1
 unless the endpoint names another interface. The facts are those of
-``veil status --json`` (``veil.adapters.server_status``), in Tahoe's shape.
+``veil status --json`` (``veil.adapters.node.server_status``), in Tahoe's shape.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from veil.adapters.client import open_client
 from veil.adapters.http.storage_server import RunningServer
-from veil.adapters.server_status import server_rows, welcome_json
+from veil.adapters.node.client_session import open_client
+from veil.adapters.node.server_status import server_rows, welcome_json
 from veil.errors import ConfigError
 
 _ENDPOINT = re.compile(r"^(?:tcp:)?(\d{1,5})(?::interface=([0-9a-fA-F.:]+))?$")

@@ -43,7 +43,7 @@ def run_attenuate(args: argparse.Namespace) -> int:
 
 
 def run_add_alias(args: argparse.Namespace) -> int:
-    from veil.adapters.aliases import Aliases
+    from veil.adapters.node.aliases import Aliases
     from veil.formats.mutable_caps import DirCap, parse_user_cap
 
     cap = parse_user_cap(args.cap)
@@ -58,7 +58,7 @@ def run_add_alias(args: argparse.Namespace) -> int:
 
 
 def run_list_aliases(args: argparse.Namespace) -> int:
-    from veil.adapters.aliases import Aliases
+    from veil.adapters.node.aliases import Aliases
     from veil.formats.mutable_caps import DirCap, attenuate, parse_any
 
     rows = {}

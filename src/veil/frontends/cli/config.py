@@ -45,13 +45,13 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def _node(args: argparse.Namespace) -> Path:
-    from veil.adapters.nodedir import NodeDirectory
+    from veil.adapters.node.nodedir import NodeDirectory
 
     return NodeDirectory(Path(args.node_directory)).config_path
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from veil.adapters.nodedir import NodeDirectory
+    from veil.adapters.node.nodedir import NodeDirectory
     from veil.formats.config_schema import SCHEMA
 
     node = NodeDirectory(Path(args.node_directory))
@@ -77,7 +77,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    from veil.adapters.nodedir import NodeDirectory
+    from veil.adapters.node.nodedir import NodeDirectory
     from veil.formats.config_schema import SCHEMA
 
     section, key = _split(args.key)

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from veil.adapters.client import Client
+from veil.adapters.node.client_session import Client
 from veil.errors import UsageError, VeilError
 from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, LiteralCap

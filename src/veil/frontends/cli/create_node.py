@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from veil.errors import UsageError, VeilError
 
 if TYPE_CHECKING:  # imported when a command runs: start-up stays fast
-    from veil.adapters.nodedir import NodeDirectory
+    from veil.adapters.node.nodedir import NodeDirectory
 
 DEFAULT_ONION_PORT = 3457  # as veil.formats.tor_settings
 
@@ -109,7 +109,7 @@ def _listen(args: argparse.Namespace) -> set[str]:
 def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[str]) -> None:
     """[node]/[connections]/[tor] for --hide-ip and --listen=tor. The onion key is
     made here, so the address is known (and announced) before the first run."""
-    from veil.adapters.nodedir import NodeDirectory, write_private
+    from veil.adapters.node.nodedir import NodeDirectory, write_private
     from veil.formats.onion import OnionKey
     from veil.formats.tor_settings import parse_endpoint
 
@@ -140,7 +140,7 @@ def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from veil.adapters.nodedir import NodeDirectory
+    from veil.adapters.node.nodedir import NodeDirectory
     from veil.formats.nurl import parse_nurl
     from veil.formats.params import EncodingParameters
 
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_introducer(args: argparse.Namespace) -> int:
-    from veil.adapters.nodedir import NodeDirectory
+    from veil.adapters.node.nodedir import NodeDirectory
 
     path = Path(args.directory or args.node_directory)
     listen = _listen(args)

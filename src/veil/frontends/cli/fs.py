@@ -73,7 +73,7 @@ def _grid(arg: str, node: Path) -> GridPath:
 
 
 async def _mkdir(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
     from veil.services.directories import entry_for
 
@@ -89,8 +89,8 @@ async def _mkdir(args: argparse.Namespace) -> int:
 
 
 async def _create_alias(args: argparse.Namespace) -> int:
-    from veil.adapters.aliases import Aliases, normalize
-    from veil.adapters.client import open_client
+    from veil.adapters.node.aliases import Aliases, normalize
+    from veil.adapters.node.client_session import open_client
 
     node = Path(args.node_directory)
     name = normalize(args.alias)
@@ -120,7 +120,7 @@ def _size(entry: Entry) -> int | None:
 
 
 async def _ls(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
 
     node = Path(args.node_directory)
@@ -155,7 +155,7 @@ async def _ls(args: argparse.Namespace) -> int:
 
 
 async def _rm(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
 
     node = Path(args.node_directory)
@@ -165,7 +165,7 @@ async def _rm(args: argparse.Namespace) -> int:
 
 
 async def _ln(args: argparse.Namespace, *, move: bool = False) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
 
     node = Path(args.node_directory)
@@ -184,7 +184,7 @@ async def _mv(args: argparse.Namespace) -> int:
 
 
 async def _cp(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
     from veil.frontends.cli.copying import copy_down, copy_up
 

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 async def _resolve(args: argparse.Namespace) -> str:
     """The file cap at a grid path (``ALIAS:path``)."""
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
 
     path = grid_paths.parse(args.cap, Path(args.node_directory))
@@ -38,7 +38,7 @@ async def _resolve(args: argparse.Namespace) -> str:
 
 
 async def _get_mutable(args: argparse.Namespace, cap: Any) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
 
     async with open_client(Path(args.node_directory)) as client:
         data = await client.mutable_files().read(cap)
@@ -59,7 +59,7 @@ async def _get_mutable(args: argparse.Namespace, cap: Any) -> int:
 
 
 async def _get(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
 
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise UsageError("--offset and --length must not be negative")

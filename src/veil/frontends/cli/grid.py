@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError, UsageError
 from veil.formats.params import EncodingParameters
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from veil.adapters.aliases import Aliases
+from veil.adapters.node.aliases import Aliases
 from veil.errors import UsageError
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry

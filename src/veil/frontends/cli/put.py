@@ -65,7 +65,7 @@ def _spool_stdin() -> tuple[BinaryIO, int]:
 
 async def _put_at(args: argparse.Namespace, path: Any, fmt: str) -> int:
     """Upload, then link the new file at a grid path (replacing what was there)."""
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
     from veil.services.directories import entry_for
 
@@ -86,7 +86,7 @@ async def _put_at(args: argparse.Namespace, path: Any, fmt: str) -> int:
 
 
 async def _put_mutable(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.formats.mutable_caps import SSKWriteCap, parse_user_cap
 
     fmt = (args.format or "SDMF").upper()
@@ -126,7 +126,7 @@ async def _put_mutable(args: argparse.Namespace) -> int:
 
 
 async def _put(args: argparse.Namespace) -> int:
-    from veil.adapters.client import open_client
+    from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
 
     fmt = (args.format or "").upper()

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def _serve(path: Path) -> int:
-    from veil.adapters.storage_node import StorageNode
+    from veil.adapters.node.running import StorageNode
 
     log = logging.getLogger("veil")
     node = StorageNode(path)

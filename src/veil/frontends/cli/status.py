@@ -1,7 +1,7 @@
 """``veil status``: which servers a client can reach, their versions and free space.
 
 Asks every known server (static and introduced) for its version once, in
-parallel (no polling); see ``veil.adapters.server_status``. ``--json`` prints
+parallel (no polling); see ``veil.adapters.node.server_status``. ``--json`` prints
 the same facts as data.
 """
 
@@ -29,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def _status(node_dir: Path, show: bool) -> list[dict[str, Any]]:
-    from veil.adapters.client import open_client
-    from veil.adapters.server_status import server_rows
+    from veil.adapters.node.client_session import open_client
+    from veil.adapters.node.server_status import server_rows
 
     async with open_client(node_dir) as client:
         return await server_rows(client, show_addresses=show)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from veil.adapters.http.storage_client import HttpStorageClient
 from veil.adapters.net.connection_policy import TOR_SCHEME, Networks, networks_for
 from veil.adapters.net.tcp import NetworkProvider
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
 from veil.formats.hashes import sha256d
@@ -145,7 +145,7 @@ async def known_servers(
 ) -> dict[str, dict[str, Any]]:
     """Servers heard from every introducer (or their caches), then the static
     ``servers.yaml`` entries, which win when both name the same server."""
-    from veil.adapters.introducer import fetch_servers
+    from veil.adapters.node.introducer import fetch_servers
 
     merged: dict[str, dict[str, Any]] = {}
     introducers = {p: introducer_nurl(node, p, t) for p, t in node.introducers().items()}

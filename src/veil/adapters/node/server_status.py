@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from veil.adapters.client import Client
+from veil.adapters.node.client_session import Client
 from veil.errors import VeilError
 
 TIMEOUT = 10.0

@@ -23,9 +23,9 @@ import yaml
 from veil import __version__
 from veil.adapters.http.storage_server import RunningServer, start_storage_http
 from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem, tubid_text
-from veil.adapters.introducer import IntroducerService, publish, start_introducer
 from veil.adapters.net.connection_policy import Networks, networks_for
-from veil.adapters.nodedir import NodeDirectory
+from veil.adapters.node.introducer import IntroducerService, publish, start_introducer
+from veil.adapters.node.nodedir import NodeDirectory
 from veil.adapters.storage.disk import DiskBackend
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
