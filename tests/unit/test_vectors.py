@@ -49,10 +49,17 @@ class ZfecCoder:
 
 def encode_case(name: str) -> tuple[CHKReadCap, dict[int, bytes]]:
     data, secret, k, n, maxseg, version = CASES[name]
+    return encode_data(data, secret, k, n, maxseg, version, ZfecCoder(k, n))
+
+
+def encode_data(
+    data: bytes, secret: bytes, k: int, n: int, maxseg: int, version: int, coder: ZfecCoder
+) -> tuple[CHKReadCap, dict[int, bytes]]:
+    """Every complete share veil's encoder writes for ``data`` (layout bytes)."""
     geometry = FileGeometry.for_upload(len(data), k, n, maxseg)
     hasher = convergence_hasher(k, n, geometry.segment_size, secret)
     hasher.update(data)
-    enc = ImmutableEncoder(hasher.digest(), geometry, ZfecCoder(k, n), min_version=version)
+    enc = ImmutableEncoder(hasher.digest(), geometry, coder, min_version=version)
     shares: dict[int, bytearray] = {i: bytearray(enc.header()) for i in range(n)}
     for segnum in range(geometry.num_segments):
         start = segnum * geometry.segment_size

@@ -18,7 +18,7 @@ from typing import Protocol
 from veil.formats.caps import CHKReadCap
 from veil.formats.crypto import ctr_cipher
 from veil.formats.hashes import CIPHERTEXT_TAG, TaggedHasher, block_hash, crypttext_segment_hash
-from veil.formats.merkle import build_tree, needed_hashes
+from veil.formats.merkle import build_tree, tahoe_chain_order
 from veil.formats.params import FileGeometry
 from veil.formats.share_layout import ShareLayout, layout_for, pack_chain
 from veil.formats.ueb import URIExtension, ueb_length
@@ -96,7 +96,7 @@ class ImmutableEncoder:
         trailers: dict[int, bytes] = {}
         size_field = len(ueb_bytes).to_bytes(self.layout.ueb_length_size, "big")
         for shnum in range(g.total):
-            wanted = needed_hashes(shnum, g.total, include_leaf=True)
+            wanted = tahoe_chain_order(shnum, g.total)
             chain = [(i, share_tree[i]) for i in wanted]
             parts = (zero_tree, ct_bytes, b"".join(block_trees[shnum]), pack_chain(chain))
             trailers[shnum] = b"".join(parts) + size_field + ueb_bytes

@@ -64,6 +64,65 @@ def needed_hashes(leaf: int, num_leaves: int, *, include_leaf: bool = False) -> 
     return sorted(needed)
 
 
+# CPython's set table (Objects/setobject.c), enough of it for small int keys:
+# hash(i) == i, ten slots probed linearly, then a perturbed jump; the table
+# starts at 8 slots and grows when 3/5 full to the next power of two above
+# four times the entries, re-inserting in table order.
+_LINEAR_PROBES = 9
+_PERTURB_SHIFT = 5
+
+
+def _set_slot(table: list[int | None], key: int) -> int:
+    mask = len(table) - 1
+    i, perturb = key & mask, key
+    while True:
+        span = _LINEAR_PROBES if i + _LINEAR_PROBES <= mask else 0
+        for j in range(i, i + span + 1):
+            if table[j] is None or table[j] == key:
+                return j
+        perturb >>= _PERTURB_SHIFT
+        i = (i * 5 + 1 + perturb) & mask
+
+
+def _set_iteration_order(keys: Sequence[int]) -> list[int]:
+    table: list[int | None] = [None] * 8
+    used = 0
+    for key in keys:
+        slot = _set_slot(table, key)
+        if table[slot] == key:
+            continue
+        table[slot] = key
+        used += 1
+        if used * 5 >= (len(table) - 1) * 3:
+            size = 8
+            while size <= used * 4:
+                size <<= 1
+            old, table = table, [None] * size
+            for k in old:
+                if k is not None:
+                    table[_set_slot(table, k)] = k
+    return [k for k in table if k is not None]
+
+
+def tahoe_chain_order(leaf: int, num_leaves: int) -> list[int]:
+    """A share's hash-chain node indexes in the order Tahoe 1.20 writes them.
+
+    Tahoe's encoder writes ``needed_hashes(shnum, include_leaf=True)`` as it
+    iterates the Python ``set`` that method builds (siblings from the leaf
+    up, then the leaf itself), which is ascending only for N <= 16. The
+    order is reproduced here without relying on this interpreter's sets, so
+    shares are byte-identical to Tahoe's for every N.
+    """
+    p = next_power_of_two(max(num_leaves, 1))
+    n = p - 1 + leaf
+    siblings = []
+    here = n
+    while here > 0:
+        siblings.append(sibling(here))
+        here = parent(here)
+    return _set_iteration_order([*siblings, n])
+
+
 def check_tree(nodes: Sequence[bytes], root: bytes, what: str) -> None:
     """Check that a complete flat tree is self-consistent and has ``root``.
 
