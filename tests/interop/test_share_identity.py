@@ -9,7 +9,6 @@ order is ascending (<= 16) and where it is not (17-20, 100, 255, 256).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -60,7 +59,3 @@ def test_veil_shares_equal_live_tahoe_shares(one_server_grid: TahoeGrid, n: int)
     assert sorted(tahoe_shares) == list(range(n))
     differing = [s for s in range(n) if tahoe_shares[s] != veil_shares[s]]
     assert not differing, f"N={n}: shares {differing[:10]} differ from Tahoe's"
-
-
-def test_the_server_dir_is_where_the_harness_says(one_server_grid: TahoeGrid) -> None:
-    assert (Path(one_server_grid.storage[0].path) / "storage").is_dir()
