@@ -33,7 +33,11 @@ from veil.formats import base32
 from veil.formats.nurl import parse_spki_hash, spki_hash_of_spki_der, tubid_of_cert_der
 
 COMMON_NAME = "newpb_thingy"  # what Tahoe puts in its node certificates
-VALIDITY = datetime.timedelta(days=3650)
+# Fixed validity, the same for every node: a creation time would date the node
+# (and link its identities). 9999-12-31 is RFC 5280's "no expiration" value;
+# clients pin by SPKI hash and ignore the dates, as Tahoe's do.
+NOT_VALID_BEFORE = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+NOT_VALID_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 
 def _load_pem(pem: bytes) -> x509.Certificate:
@@ -78,18 +82,21 @@ def tubid_text(pem: bytes) -> str:
 
 
 def create_identity(key_path: Path, cert_path: Path) -> None:
-    """Write a new ECDSA P-256 key (mode 0600) and a self-signed certificate."""
+    """Write a new ECDSA P-256 key (mode 0600) and a self-signed certificate.
+
+    Nothing in the certificate depends on when it was made: the validity dates
+    are fixed and the serial number is random.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
-    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + VALIDITY)
+        .not_valid_before(NOT_VALID_BEFORE)
+        .not_valid_after(NOT_VALID_AFTER)
         .sign(key, hashes.SHA256())
     )
     pem_key = key.private_bytes(
