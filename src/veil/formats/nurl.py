@@ -23,6 +23,7 @@ from veil.errors import FormatError
 from veil.formats import base32
 
 NURL_SCHEMES = ("pb", "pb+tor", "pb+i2p")
+ANONYMOUS_SUFFIXES = (".onion", ".i2p")
 SPKI_HASH_LENGTH = 43  # characters; 32 bytes of SHA-256
 TUBID_LENGTH = 20  # bytes
 
@@ -66,20 +67,52 @@ def tubid_of_cert_der(cert_der: bytes) -> bytes:
     return hashlib.sha1(cert_der).digest()
 
 
-# -- NURLs -------------------------------------------------------------------------
+# -- host names --------------------------------------------------------------------
+
+
+def normalize_host(host: str) -> str:
+    """The one spelling of a host name: lower case, one trailing dot removed.
+
+    DNS names are case-insensitive and ``name.`` is the same name as ``name``,
+    so ``ABC.ONION`` and ``abc.onion.`` are onion names; every check that a
+    host is anonymous (``.onion``, ``.i2p``) sees only this form. IPv6
+    addresses are lower-cased too (brackets are kept if given).
+    """
+    host = host.lower()
+    if host.endswith(".") and not host.startswith("["):
+        host = host[:-1]
+    return host
+
+
+def is_anonymous_host(host: str) -> bool:
+    """True for names only Tor or I2P can reach (never for the system resolver)."""
+    return normalize_host(host).endswith(ANONYMOUS_SUFFIXES)
+
+
+def is_onion_host(host: str) -> bool:
+    return normalize_host(host).endswith(".onion")
 
 
 def _check_host(host: str) -> str:
-    """The bare host of ``host`` (IPv6 in brackets or not); ``FormatError`` if malformed."""
+    """The bare, normalized host of ``host`` (IPv6 in brackets or not).
+
+    ``FormatError`` if malformed (also for a name with more than one trailing
+    dot, or one that is only a dot).
+    """
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not (_NAME.match(bare) or (":" in bare and _IPV6.match(bare))):
+    bare = normalize_host(bare)
+    if not (_NAME.match(bare) or (":" in bare and _IPV6.match(bare))) or bare.endswith("."):
         raise FormatError(f"not a host name or address: {host[:60]!r}")
     return bare
 
 
+# -- NURLs -------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class NURL:
-    """One HTTP storage address. ``host`` is bare (no brackets for IPv6)."""
+    """One HTTP storage address. ``host`` is bare (no brackets for IPv6) and
+    normalized (``normalize_host``) whichever way the NURL was made."""
 
     scheme: str
     spki_hash: str
@@ -91,8 +124,9 @@ class NURL:
         if self.scheme not in NURL_SCHEMES:
             raise FormatError(f"unknown NURL scheme {self.scheme!r}")
         parse_spki_hash(self.spki_hash)
-        if _check_host(self.host) != self.host:
+        if self.host.startswith("["):
             raise FormatError(f"a NURL host has no brackets: {self.host[:60]!r}")
+        object.__setattr__(self, "host", _check_host(self.host))
         if not 0 < self.port < 65536:
             raise FormatError(f"NURL port out of range: {self.port}")
         if not _SWISSNUM.match(self.swissnum) or not self.swissnum.isascii():
@@ -174,8 +208,49 @@ def parse_furl(text: str) -> FURL:
         raise FormatError(f"a fURL tubid must be 32 base32 characters: {m['tubid'][:40]!r}")
     if not _SWISSNUM.match(m["swiss"]):
         raise FormatError("a fURL needs a swissnum after the last /")
-    hints = tuple(h for h in m["hints"].split(",") if h)
+    hints = tuple(normalize_hint(h) for h in m["hints"].split(",") if h)
     return FURL(tubid, hints, m["swiss"])
+
+
+HINT_TYPES = ("tcp", "tor", "i2p")
+
+
+def normalize_hint(hint: str) -> str:
+    """A connection hint (``tcp:HOST:PORT``, ``tor:HOST:PORT``, ``HOST:PORT``...)
+    with its type and host normalized; the rest is kept as written."""
+    kind, sep, rest = hint.partition(":")
+    if sep and kind.lower() in HINT_TYPES:
+        return f"{kind.lower()}:{_normalize_host_port(rest)}"
+    return _normalize_host_port(hint)
+
+
+def hint_host(hint: str) -> str:
+    """The normalized host of a connection hint (``""`` if it names none)."""
+    text = normalize_hint(hint)
+    kind, sep, rest = text.partition(":")
+    if sep and kind in HINT_TYPES:
+        text = rest
+    if text.startswith("["):
+        return text[1 : text.find("]")] if "]" in text else ""
+    for i, part in enumerate(text.split(":")):
+        if part.startswith("host="):
+            return part[5:]
+        if i == 0 and "=" not in part:
+            return part
+    return ""
+
+
+def _normalize_host_port(text: str) -> str:
+    if text.startswith("[") and "]" in text:
+        end = text.index("]")
+        return text[: end + 1].lower() + text[end + 1 :]
+    parts = text.split(":")
+    for i, part in enumerate(parts):
+        if part.lower().startswith("host="):
+            parts[i] = "host=" + normalize_host(part[5:])
+        elif i == 0 and "=" not in part:
+            parts[i] = normalize_host(part)
+    return ":".join(parts)
 
 
 def lease_seed_from_furl(text: str) -> bytes:

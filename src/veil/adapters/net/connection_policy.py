@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError
-from veil.formats.nurl import NURL
+from veil.formats.nurl import NURL, is_anonymous_host, is_onion_host
 from veil.formats.tor_settings import Endpoint, control_search, socks_search
 
 if TYPE_CHECKING:
@@ -48,9 +48,11 @@ class Networks:
     launched: LaunchedTor | None = None
 
     def provider_for(self, nurl: NURL) -> NetworkProvider | None:
-        if nurl.scheme == "pb" and not nurl.host.endswith((".onion", ".i2p")):
+        # nurl.host is normalized (lower case, no trailing dot) when parsed,
+        # and checked again here so no spelling of an onion name goes to TCP
+        if nurl.scheme == "pb" and not is_anonymous_host(nurl.host):
             return self.tcp
-        if nurl.scheme == TOR_SCHEME or nurl.host.endswith(".onion"):
+        if nurl.scheme == TOR_SCHEME or is_onion_host(nurl.host):
             return self.tor
         return None
 
@@ -64,8 +66,11 @@ class Networks:
 
     def why_unreachable(self, nurls: Sequence[NURL]) -> str:
         kinds = sorted({n.scheme for n in nurls}) or ["none veil can read"]
-        if TOR_SCHEME in kinds and self.tor is None:
+        onion = any(n.scheme == TOR_SCHEME or is_onion_host(n.host) for n in nurls)
+        if onion and self.tor is None:
             return f"it is reachable only as an onion service and {self.tor_problem}"
+        if any(is_anonymous_host(n.host) and not is_onion_host(n.host) for n in nurls):
+            return "it is reachable only through I2P, which veil does not speak yet"
         return f"it offers {', '.join(kinds)} and [connections] tcp = disabled"
 
     async def ensure_tor(self) -> None:

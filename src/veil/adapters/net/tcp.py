@@ -25,8 +25,9 @@ import aiohttp
 from aiohttp import web
 
 from veil.errors import UsageError
+from veil.formats.nurl import ANONYMOUS_SUFFIXES, is_anonymous_host
 
-ANONYMOUS_SUFFIXES = (".onion", ".i2p")
+__all__ = ["ANONYMOUS_SUFFIXES", "ListenAddress", "NetworkProvider", "TcpProvider"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class TcpProvider:
         isolation_key: str,
     ) -> aiohttp.BaseConnector:
         del port, isolation_key  # one connector per server; nothing to isolate on TCP
-        if host.endswith(ANONYMOUS_SUFFIXES):
+        if is_anonymous_host(host):  # ABC.ONION and abc.onion. too: never resolved here
             raise UsageError(
                 f"{host} can only be reached through Tor or I2P, which is not yet available"
             )

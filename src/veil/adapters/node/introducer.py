@@ -30,7 +30,7 @@ from veil.adapters.net.connection_policy import Networks
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.errors import ConfigError, FormatError, ServerUnavailable, VeilError
 from veil.formats.announcement import MAX_ANNOUNCEMENT, AnnouncementBook, SignedAnnouncement
-from veil.formats.nurl import NURL
+from veil.formats.nurl import NURL, is_anonymous_host
 
 log = logging.getLogger(__name__)
 TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)
@@ -39,7 +39,7 @@ TOR_TIMEOUT = aiohttp.ClientTimeout(total=90, sock_connect=45)
 
 def _provider(nurl: NURL, networks: Networks | None) -> NetworkProvider:
     if networks is None:
-        if nurl.host.endswith(".onion"):
+        if is_anonymous_host(nurl.host):
             raise ConfigError("an onion introducer needs Tor")
         return TcpProvider()
     provider = networks.provider_for(nurl)
