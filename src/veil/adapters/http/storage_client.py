@@ -50,6 +50,9 @@ STATUS_ERRORS: Mapping[int, type[StorageError]] = {
 }
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/(\*|[0-9]{1,19})\Z")
 _ERROR_BODY = 4096  # bytes of an error answer worth reading
+# Headers aiohttp would add by itself: none is sent, so a request names no
+# software (no User-Agent) and every header a server sees is one set here.
+NO_AUTO_HEADERS = ("User-Agent", "Content-Type")
 
 
 def _secret_headers(**secrets: bytes) -> list[tuple[str, str]]:
@@ -116,7 +119,7 @@ class HttpStorageClient(IdentifiedServer):
                     "Accept-Encoding": "identity",
                 },
                 auto_decompress=False,
-                skip_auto_headers=("Content-Type",),
+                skip_auto_headers=NO_AUTO_HEADERS,
             )
         return self._session
 

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from veil.adapters.http.storage_client import NO_AUTO_HEADERS
 from veil.adapters.http.storage_server import RunningServer
 from veil.adapters.http.tls import SpkiPin
 from veil.adapters.net.connection_policy import Networks
@@ -130,15 +131,21 @@ async def _request(
         host=nurl.host, port=nurl.port, tls=SpkiPin(nurl.spki_hash), isolation_key=name
     )
     timeout = TOR_TIMEOUT if provider.name == "tor" else TIMEOUT
+    # a fixed, neutral header set (no User-Agent): see storage_client.NO_AUTO_HEADERS
+    headers = {
+        "Authorization": _auth(nurl.swissnum),
+        "Accept": "application/json",
+        "Accept-Encoding": "identity",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
         async with (
-            aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+            aiohttp.ClientSession(
+                timeout=timeout, connector=connector, skip_auto_headers=NO_AUTO_HEADERS
+            ) as session,
             session.request(
-                method,
-                url,
-                data=body,
-                ssl=SpkiPin(nurl.spki_hash),
-                headers={"Authorization": _auth(nurl.swissnum), "Content-Type": "application/json"},
+                method, url, data=body, ssl=SpkiPin(nurl.spki_hash), headers=headers
             ) as resp,
         ):
             data = await resp.read()
