@@ -12,13 +12,37 @@ Contract:
 - ``finalize`` is durable when it returns (disk: data and directory fsynced).
 - Share numbers and storage indexes are validated by the caller.
 - Errors are ``OSError`` (disk full, permissions); the core reports them.
+- A share whose container cannot be parsed (garbage header, truncated file,
+  lease count beyond the file) is treated as absent: not listed, ``KeyError``
+  on reads, replaced by a new upload of it. ``report_unreadable`` logs it once.
 """
 
 from __future__ import annotations
 
+import logging
+import weakref
 from typing import Protocol
 
+from veil.formats import base32
 from veil.formats.container import Lease
+
+log = logging.getLogger("veil.storage")
+_REPORTED: weakref.WeakKeyDictionary[object, set[tuple[bytes, int]]] = weakref.WeakKeyDictionary()
+_MAX_REPORTED = 10_000  # per backend; beyond that every read logs again
+
+
+def report_unreadable(
+    backend: object, storage_index: bytes, share_number: int, problem: str
+) -> None:
+    """Log, once per backend and share, that a stored share cannot be read."""
+    reported = _REPORTED.setdefault(backend, set())
+    key = (storage_index, share_number)
+    if key in reported:
+        return
+    if len(reported) < _MAX_REPORTED:
+        reported.add(key)
+    where = f"{base32.b2a(storage_index)[:8]}-sh{share_number}"
+    log.error("stored share %s is unreadable and treated as absent: %s", where, problem)
 
 
 class IncomingShare(Protocol):
@@ -55,6 +79,10 @@ class Backend(Protocol):
     def add_corruption_advisory(
         self, storage_index: bytes, share_number: int, reason: str
     ) -> None: ...
+
+    def corruption_advisory_bytes(self) -> int:
+        """How many bytes the stored corruption advisories take."""
+        ...
 
     def free_space(self) -> int: ...
 

@@ -13,6 +13,10 @@ Tahoe's semantics (digest §1.11), over a ``Backend``'s raw containers:
    added or renewed on every share of the slot.
 
 One lock per storage index makes each call atomic against the others.
+``[storage] readonly`` does not apply here: as in Tahoe 1.20 (whose
+``slot_testv_and_readv_and_writev`` never looks at ``readonly_storage``), a
+read-only server refuses new immutable shares only and keeps mutable files
+healthy.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import threading
 import time
 from dataclasses import replace
 
-from veil.errors import BadRequest, NotFound, ServerFull, Unauthorized
+from veil.errors import BadRequest, FormatError, NotFound, Unauthorized
 from veil.formats.container import LEASE_DURATION
 from veil.formats.mutable_container import (
     DATA_OFFSET,
@@ -33,16 +37,15 @@ from veil.formats.mutable_container import (
     parse_header,
 )
 from veil.formats.storage_types import TestWrite, TestWriteResult
-from veil.services.backend import Backend
+from veil.services.backend import Backend, report_unreadable
 
 MAX_VECTOR = 30  # Tahoe's CDDL: at most 30 test or read elements
 
 
 class MutableStore:
-    def __init__(self, backend: Backend, nodeid: bytes, *, readonly: bool = False) -> None:
+    def __init__(self, backend: Backend, nodeid: bytes) -> None:
         self.backend = backend
         self.nodeid = nodeid
-        self.readonly = readonly
         self._locks: dict[bytes, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -51,7 +54,23 @@ class MutableStore:
             return self._locks.setdefault(si, threading.Lock())
 
     def _header(self, si: bytes, shnum: int) -> MutableHeader:
-        return parse_header(self.backend.read_slot(si, shnum, 0, DATA_OFFSET))
+        """A share's header; ``KeyError`` if it is missing or not a valid container
+        (then it is logged once and treated as absent: a write replaces it)."""
+        try:
+            return parse_header(self.backend.read_slot(si, shnum, 0, DATA_OFFSET))
+        except FormatError as exc:
+            report_unreadable(self.backend, si, shnum, str(exc))
+            raise KeyError(shnum) from None
+
+    def _headers(self, si: bytes) -> dict[int, MutableHeader]:
+        """The readable shares of a slot."""
+        out = {}
+        for sh in self.backend.list_slots(si):
+            try:
+                out[sh] = self._header(si, sh)
+            except KeyError:
+                continue
+        return out
 
     def _read(self, si: bytes, shnum: int, header: MutableHeader, offset: int, size: int) -> bytes:
         size = max(0, min(size, header.data_length - offset))
@@ -60,7 +79,7 @@ class MutableStore:
         return self.backend.read_slot(si, shnum, DATA_OFFSET + offset, size)
 
     def list_shares(self, si: bytes) -> frozenset[int]:
-        return self.backend.list_slots(si)
+        return frozenset(self._headers(si))
 
     def read(self, si: bytes, shnum: int, offset: int, size: int) -> bytes:
         """Bytes of a share's data, clipped to its length; ``NotFound`` if none."""
@@ -95,7 +114,7 @@ class MutableStore:
                 if offset + len(chunk) > MAX_SIZE:
                     raise BadRequest("a write beyond 1 TiB")
         with self._lock(si):
-            headers = {sh: self._header(si, sh) for sh in self.backend.list_slots(si)}
+            headers = self._headers(si)
             for header in headers.values():
                 if not hmac.compare_digest(header.write_enabler, write_enabler):
                     raise Unauthorized("wrong write enabler for this mutable file")
@@ -112,8 +131,6 @@ class MutableStore:
             }
             if not ok:
                 return TestWriteResult(False, data)
-            if self.readonly and any(v.writes for v in vectors.values()):
-                raise ServerFull("this server is read-only")
             for sh, v in vectors.items():
                 if v.new_length == 0:
                     self.backend.delete_slot(si, sh)
@@ -128,6 +145,7 @@ class MutableStore:
         self, si: bytes, sh: int, header: MutableHeader | None, we: bytes, v: TestWrite
     ) -> MutableHeader:
         if header is None:
+            self.backend.delete_slot(si, sh)  # an unreadable container is replaced whole
             header = new_header(self.nodeid, we)
         length = header.data_length
         writes: list[tuple[int, bytes]] = []
@@ -161,7 +179,7 @@ class MutableStore:
     def renew_leases(self, si: bytes, renew: bytes, cancel: bytes) -> bool:
         """Add or renew a lease on every share of a slot; False if there is none."""
         with self._lock(si):
-            shares = self.backend.list_slots(si)
-            for sh in shares:
-                self._renew(si, sh, self._header(si, sh), renew, cancel)
-            return bool(shares)
+            headers = self._headers(si)
+            for sh, header in headers.items():
+                self._renew(si, sh, header, renew, cancel)
+            return bool(headers)

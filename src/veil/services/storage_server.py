@@ -14,24 +14,23 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from veil import __version__
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, Unauthorized
 from veil.formats.container import LEASE_DURATION, Lease
 from veil.formats.storage_types import TestWrite, TestWriteResult
-from veil.services.backend import Backend, IncomingShare
+from veil.services.advisories import Advisories
+from veil.services.backend import Backend
 from veil.services.interfaces import (
     MAX_MUTABLE_SHARE_SIZE,
     AllocateResult,
-    ByteRange,
     StorageIndex,
     VersionInfo,
     WriteResult,
 )
 from veil.services.mutable_store import MutableStore
+from veil.services.reservations import FRESH_SHARE_OF_SPACE, Upload, Uploads
 
-UPLOAD_IDLE_TIMEOUT = 30 * 60
 MAX_SHARE_NUMBER = 255
 
 
@@ -39,38 +38,6 @@ class OutOfRange(ServerFull):
     """A write past the allocated size (Tahoe answers 500)."""
 
     status = 500
-
-
-@dataclass
-class _Upload:
-    secret: bytes
-    incoming: IncomingShare
-    allocated_size: int
-    lease: Lease
-    last_activity: float
-    written: list[tuple[int, int]] = field(default_factory=list)  # sorted, merged [b, e)
-
-    def missing(self) -> tuple[ByteRange, ...]:
-        out, pos = [], 0
-        for b, e in self.written:
-            if b > pos:
-                out.append(ByteRange(pos, b))
-            pos = max(pos, e)
-        if pos < self.allocated_size:
-            out.append(ByteRange(pos, self.allocated_size))
-        return tuple(out)
-
-    def overlaps(self, begin: int, end: int) -> list[tuple[int, int]]:
-        return [(max(b, begin), min(e, end)) for b, e in self.written if b < end and e > begin]
-
-    def add(self, begin: int, end: int) -> None:
-        merged: list[tuple[int, int]] = []
-        for b, e in sorted([*self.written, (begin, end)]):
-            if merged and b <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((b, e))
-        self.written = merged
 
 
 def _check_lease_secrets(renew: bytes, cancel: bytes) -> None:
@@ -92,20 +59,29 @@ class StorageServer:
         nodeid: bytes = bytes(20),
     ) -> None:
         self.backend = backend
-        self.mutable = MutableStore(backend, nodeid, readonly=readonly)
+        self.mutable = MutableStore(backend, nodeid)  # readonly: immutable only, as Tahoe
         self.reserved_space = reserved_space
         self.readonly = readonly
         self.clock = clock
         self.application_version = application_version
-        self._uploads: dict[tuple[StorageIndex, int], _Upload] = {}
+        self._uploads = Uploads()
+        self.advisories = Advisories(backend, self.available_space)
 
-    # -- space ---------------------------------------------------------------
+    # -- space (veil.services.reservations) ------------------------------------
 
     def available_space(self) -> int:
+        """What the version announces: free space beyond ``reserved_space``, less
+        what live uploads that are writing still need; 0 when read-only."""
         if self.readonly:
             return 0
-        pending = sum(u.allocated_size for u in self._uploads.values())
-        return max(0, self.backend.free_space() - self.reserved_space - pending)
+        writing, _ = self._uploads.held(self.clock())
+        return max(0, self.backend.free_space() - self.reserved_space - writing)
+
+    @staticmethod
+    def _allocatable(advertised: int, fresh: int) -> int:
+        """The space a new share may take, when unwritten uploads hold ``fresh``:
+        they keep at most a fraction of the advertised space from others."""
+        return advertised - min(fresh, advertised // FRESH_SHARE_OF_SPACE)
 
     def get_version(self) -> VersionInfo:
         space = self.available_space()
@@ -138,23 +114,26 @@ class StorageServer:
         if finished:
             self._renew_or_add(storage_index, finished, renew_secret, cancel_secret, owner=0)
         allocated = set()
-        space = self.available_space()
+        advertised, fresh = self.available_space(), self._uploads.held(self.clock())[1]
         expiry = int(self.clock()) + LEASE_DURATION
         for shnum in sorted(share_numbers):
             if shnum in finished or (storage_index, shnum) in self._uploads:
                 continue
-            if self.readonly or allocated_size > space:
+            if self.readonly or allocated_size > self._allocatable(advertised, fresh):
                 continue
+            if not self._uploads.make_room(self.clock()):
+                break  # as many uploads open as the server keeps, all of them live
             incoming = self.backend.create_incoming(storage_index, shnum, allocated_size)
             lease = Lease.create(0, renew_secret, cancel_secret, expiry, hashed=True)
-            self._uploads[(storage_index, shnum)] = _Upload(
-                upload_secret, incoming, allocated_size, lease, self.clock()
+            self._uploads.add(
+                (storage_index, shnum),
+                Upload(upload_secret, incoming, allocated_size, lease, self.clock()),
             )
-            space -= allocated_size
+            fresh += allocated_size
             allocated.add(shnum)
         return AllocateResult(frozenset(finished), frozenset(allocated))
 
-    def _upload(self, storage_index: StorageIndex, shnum: int, secret: bytes) -> _Upload:
+    def _upload(self, storage_index: StorageIndex, shnum: int, secret: bytes) -> Upload:
         upload = self._uploads.get((storage_index, shnum))
         if upload is None:
             raise NotFound("no upload in progress for this share")
@@ -183,7 +162,7 @@ class StorageServer:
         upload.last_activity = self.clock()
         missing = upload.missing()
         if not missing:
-            del self._uploads[(storage_index, share_number)]
+            self._uploads.pop((storage_index, share_number))
             upload.incoming.finalize([upload.lease])
         return WriteResult(missing)
 
@@ -195,16 +174,12 @@ class StorageServer:
                 raise NotAllowed("the share is already complete")
             raise NotFound("no upload in progress for this share")
         upload = self._upload(storage_index, share_number, upload_secret)
-        del self._uploads[(storage_index, share_number)]
+        self._uploads.pop((storage_index, share_number))
         upload.incoming.abort()
 
     def expire_stale_uploads(self) -> int:
-        """Abort uploads idle for 30 minutes; return how many."""
-        now = self.clock()
-        stale = [k for k, u in self._uploads.items() if now - u.last_activity > UPLOAD_IDLE_TIMEOUT]
-        for key in stale:
-            self._uploads.pop(key).incoming.abort()
-        return len(stale)
+        """Abort uploads idle for 30 minutes (as Tahoe); return how many."""
+        return self._uploads.expire(self.clock())
 
     # -- reads ---------------------------------------------------------------
 
@@ -235,7 +210,7 @@ class StorageServer:
         if not reason:
             raise BadRequest("a corruption report needs a reason")
         self.share_length(storage_index, share_number)  # 404 when unknown
-        self.backend.add_corruption_advisory(storage_index, share_number, reason[:32765])
+        self.advisories.record(storage_index, share_number, reason)
 
     # -- mutable shares (veil.services.mutable_store) -------------------------
 
@@ -278,7 +253,7 @@ class StorageServer:
         if not reason:
             raise BadRequest("a corruption report needs a reason")
         self.mutable.data_length(storage_index, share_number)  # 404 when unknown
-        self.backend.add_corruption_advisory(storage_index, share_number, reason[:32765])
+        self.advisories.record(storage_index, share_number, reason)
 
     # -- leases --------------------------------------------------------------
 

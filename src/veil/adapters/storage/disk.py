@@ -7,7 +7,9 @@
 Each file is a Tahoe share container (``veil.formats.container``), so a Tahoe
 server's directory can be served as it is and vice versa. Incoming files are
 moved into place only when complete, after an fsync; a restart deletes what
-is left in ``incoming/``, so no partial share is ever readable.
+is left in ``incoming/``, so no partial share is ever readable. A file that is
+not a valid container is logged once and treated as absent (the ``Backend``
+contract); an upload of that share replaces it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
+from veil.errors import FormatError
 from veil.formats import base32
 from veil.formats.container import (
     HEADER_SIZE,
@@ -29,6 +32,13 @@ from veil.formats.container import (
     parse_leases,
 )
 from veil.formats.mutable_container import MAGIC_PREFIX, is_mutable
+from veil.services.backend import report_unreadable
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -117,12 +127,19 @@ class DiskBackend:
             return {}
         out = {}
         for name in names:
-            if name.isdigit():
-                try:
-                    with open(directory / name, "rb") as f:
-                        out[int(name)] = is_mutable(f.read(len(MAGIC_PREFIX)))
-                except FileNotFoundError:
-                    continue
+            if not (name.isdigit() and len(name) <= 3):
+                continue
+            shnum = int(name)
+            try:
+                with open(directory / name, "rb") as f:
+                    head = f.read(max(HEADER_SIZE, len(MAGIC_PREFIX)))
+                    if not is_mutable(head):
+                        data_length(os.fstat(f.fileno()).st_size, parse_header(head))
+                out[shnum] = is_mutable(head)
+            except FileNotFoundError:
+                continue
+            except (OSError, FormatError) as exc:
+                report_unreadable(self, storage_index, shnum, _problem(exc))
         return out
 
     def list_shares(self, storage_index: bytes) -> frozenset[int]:
@@ -137,6 +154,9 @@ class DiskBackend:
         try:
             fd = os.open(self._path(storage_index, share_number), os.O_RDONLY)
         except FileNotFoundError:
+            raise KeyError(share_number) from None
+        except OSError as exc:
+            report_unreadable(self, storage_index, share_number, _problem(exc))
             raise KeyError(share_number) from None
         try:
             return os.pread(fd, length, offset)
@@ -174,13 +194,22 @@ class DiskBackend:
         return self.share_dir(si) / str(shnum)
 
     def _open(self, si: bytes, shnum: int) -> tuple[int, int, int]:
-        """(fd, data length, container version); ``KeyError`` when missing."""
+        """(fd, data length, container version); ``KeyError`` when missing or
+        not a valid immutable container."""
         try:
             fd = os.open(self._path(si, shnum), os.O_RDONLY)
         except FileNotFoundError:
             raise KeyError(shnum) from None
-        header = parse_header(os.pread(fd, HEADER_SIZE, 0))
-        return fd, data_length(os.fstat(fd).st_size, header), header.version
+        except OSError as exc:
+            report_unreadable(self, si, shnum, _problem(exc))
+            raise KeyError(shnum) from None
+        try:
+            header = parse_header(os.pread(fd, HEADER_SIZE, 0))
+            return fd, data_length(os.fstat(fd).st_size, header), header.version
+        except (OSError, FormatError) as exc:
+            os.close(fd)
+            report_unreadable(self, si, shnum, _problem(exc))
+            raise KeyError(shnum) from None
 
     def share_length(self, storage_index: bytes, share_number: int) -> int:
         fd, length, _ = self._open(storage_index, share_number)
@@ -233,6 +262,13 @@ class DiskBackend:
         text = f"storage_index: {base32.b2a(storage_index)}\nshare_number: {share_number}\n\n"
         with open(self.advisories / name, "a", encoding="utf-8") as f:
             f.write(text + reason + "\n")
+
+    def corruption_advisory_bytes(self) -> int:
+        try:
+            entries = list(os.scandir(self.advisories))
+        except FileNotFoundError:
+            return 0
+        return sum(e.stat().st_size for e in entries if e.is_file(follow_symlinks=False))
 
     def free_space(self) -> int:
         st = os.statvfs(self.root)

@@ -13,16 +13,20 @@ class MemoryIncomingShare:
     def __init__(self, backend: MemoryBackend, key: tuple[bytes, int], size: int) -> None:
         self._backend = backend
         self._key = key
-        self._data = bytearray(size)
+        self._size = size
+        self._data = bytearray()  # grows as written: an allocation alone costs nothing
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
+        if len(self._data) < offset:
+            self._data.extend(bytes(offset - len(self._data)))
         self._data[offset : offset + len(data)] = data
 
     def read(self, offset: int, length: int) -> bytes:
         return bytes(self._data[offset : offset + length])
 
     def finalize(self, leases: list[Lease]) -> None:
-        self._backend.shares[self._key] = (bytes(self._data), list(leases))
+        data = bytes(self._data[: self._size]).ljust(self._size, b"\0")
+        self._backend.shares[self._key] = (data, list(leases))
 
     def abort(self) -> None:
         self._data = bytearray()
@@ -81,6 +85,9 @@ class MemoryBackend:
 
     def add_corruption_advisory(self, storage_index: bytes, share_number: int, reason: str) -> None:
         self.advisories.append((storage_index, share_number, reason))
+
+    def corruption_advisory_bytes(self) -> int:
+        return sum(len(r.encode()) for _, _, r in self.advisories)
 
     def free_space(self) -> int:
         used = sum(len(d) for d, _ in self.shares.values()) + sum(map(len, self.slots.values()))
