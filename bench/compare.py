@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from limit import limit  # noqa: E402
 from tests.interop.tahoe_harness import (  # noqa: E402
     TahoeNode,
     storage_announcement,
@@ -76,7 +77,7 @@ def peak_rss_kib(pids: list[int]) -> int:
 
 class Table:
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str, str]] = []
+        self.rows: list[tuple[str, str, str, str, str, str]] = []
 
     def add(
         self,
@@ -86,16 +87,75 @@ class Table:
         foolscap: float | None,
         unit: str,
         higher_is_better: bool,
+        limit: float | None = None,
     ) -> None:
+        """One row; ``limit`` (same unit) adds each side's fraction of the machine's limit."""
         ratio = (veil / tahoe) if higher_is_better else (tahoe / veil if veil else float("inf"))
         fool = "" if foolscap is None else f"{foolscap:.2f}"
-        self.rows.append((name, f"{veil:.2f} {unit}", f"{tahoe:.2f} {unit}", fool, f"{ratio:.1f}x"))
+        of_limit = ""
+        if limit:
+            best_tahoe = max(tahoe, foolscap or 0.0)
+            of_limit = f"{limit:.0f} {unit}: veil {veil / limit:.0%}, "
+            of_limit += f"Tahoe {best_tahoe / limit:.0%}"
+        self.rows.append(
+            (name, f"{veil:.2f} {unit}", f"{tahoe:.2f} {unit}", fool, f"{ratio:.1f}x", of_limit)
+        )
 
     def print(self) -> None:
-        head = ("row", "veil", "Tahoe (HTTP)", "Tahoe (Foolscap)", "veil advantage")
-        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(5)]
+        head = ("row", "veil", "Tahoe (HTTP)", "Tahoe (Foolscap)", "veil advantage", "limit")
+        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(6)]
         for r in [head, *self.rows]:
             print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def cpu_rows(
+    table: Table,
+    tmp: Path,
+    vclient: str,
+    veil_pids: list[int],
+    http: TahoeNode,
+    fool: TahoeNode,
+    tahoe_pids: list[int],
+    size: int,
+) -> None:
+    """Client and server CPU-seconds for one put and one get of ``size`` bytes.
+
+    A command's CPU is its own (os.times of children) plus, for Tahoe, that of
+    the client daemon the CLI talks to; servers are read from /proc.
+    """
+    src, dst = tmp / "cpu-src.bin", tmp / "cpu-dst.bin"
+    src.write_bytes(os.urandom(size))
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def run(cmd: list[str], servers: list[int], daemon: list[int]) -> tuple[float, float, str]:
+        s0, d0, t0 = cpu_ticks(servers), cpu_ticks(daemon), os.times()
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+        t1 = os.times()
+        own = t1.children_user + t1.children_system - t0.children_user - t0.children_system
+        client = own + (cpu_ticks(daemon) - d0) / hz
+        return client, (cpu_ticks(servers) - s0) / hz, out
+
+    def measure(cli: list[str], servers: list[int], daemon: list[int]) -> dict[str, float]:
+        pc, ps, cap = run([*cli, "put", str(src)], servers, daemon)
+        gc, gs, _ = run([*cli, "get", cap, str(dst)], servers, daemon)
+        return {"put client": pc, "put servers": ps, "get client": gc, "get servers": gs}
+
+    daemons = {node.path: [node.proc.pid] if node.proc else [] for node in (http, fool)}
+    servers = [p for p in tahoe_pids if [p] not in daemons.values()]
+    veil = measure([*VEIL, "-d", vclient], veil_pids, [])
+    tahoe = {
+        node.path: measure([node.tahoe, "-d", str(node.path)], servers, daemons[node.path])
+        for node in (http, fool)
+    }
+    for key in ("put client", "put servers", "get client", "get servers"):
+        table.add(
+            f"CPU-s per {size // MiB} MiB, {key}",
+            veil[key],
+            tahoe[http.path][key],
+            tahoe[fool.path][key],
+            "CPU-s",
+            False,
+        )
 
 
 def median(f: Callable[[], float], runs: int) -> float:
@@ -105,8 +165,8 @@ def median(f: Callable[[], float], runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--sizes-mib", default="1,10,100")
-    ap.add_argument("--small-files", type=int, default=100)
+    ap.add_argument("--sizes-mib", default="1,10,100,1024")
+    ap.add_argument("--small-files", type=int, default=1000)
     ap.add_argument("--dir-files", type=int, default=1000, help="ls and cp -r rows")
     ap.add_argument("--mdmf-mib", type=int, default=100, help="file for the MDMF update row")
     ap.add_argument("--skip-dirs", action="store_true", help="leave out the directory rows")
@@ -192,6 +252,7 @@ def main() -> None:
                     k: [put_get(k, n) for _ in range(opts.runs)]
                     for k, n in (("veil", None), ("tahoe", http), ("fool", fool))
                 }
+                lim = limit(size) if size_mib >= 100 else None
                 for i, what in ((0, "put"), (1, "get")):
                     med = {k: statistics.median(r[i] for r in v) for k, v in results.items()}
                     table.add(
@@ -201,7 +262,10 @@ def main() -> None:
                         med["fool"],
                         "MB/s",
                         True,
+                        lim.limit_mb_s(what) if lim else None,
                     )
+                if size_mib == 100:
+                    cpu_rows(table, tmp, vclient, veil_pids, http, fool, tahoe_pids, size)
 
             # -- small files ---------------------------------------------------
             n = opts.small_files
@@ -235,7 +299,7 @@ def main() -> None:
                     list(pool.map(lambda d: node.put(os.urandom(8) + d[8:]), files))
                 return n / (time.perf_counter() - start)
 
-            for conc in (1, 16):
+            for conc in (1, 32):
                 how = "one by one" if conc == 1 else f"{conc} at a time"
                 table.add(
                     f"{n} x 4 KiB put, {how} (veil API / Tahoe web API)",

@@ -1,0 +1,90 @@
+"""The server side of veil's batch extension, over any ``StorageService``.
+
+Each batched item is carried out through the same calls a standard client
+makes (``allocate_buckets`` then one whole-share ``write_share_chunk`` per
+allocated share), so secrets, leases, size limits, space accounting and
+conflict checks are exactly those of the standard protocol. A share that
+cannot be completed is aborted, so a batch leaves every share either complete
+or absent; an item refused as a whole (bad secret, read-only server, no
+space) is reported with its status and the other items go on.
+
+Not here: the wire format (``veil.formats.wire_batch``) or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from veil.errors import NotFound, StorageError
+from veil.formats.wire_batch import MAX_BATCH_SHARE, BatchUpload, BatchUploadResult
+from veil.services.interfaces import StorageService
+
+log = logging.getLogger(__name__)
+
+
+def run_upload_batch(service: StorageService, items: list[BatchUpload]) -> list[BatchUploadResult]:
+    """Allocate and write every item's whole shares; one result per item."""
+    results = []
+    for item in items:
+        try:
+            alloc = service.allocate_buckets(
+                item.storage_index,
+                frozenset(item.shares),
+                item.allocated_size,
+                renew_secret=item.renew_secret,
+                cancel_secret=item.cancel_secret,
+                upload_secret=item.upload_secret,
+            )
+        except StorageError as exc:
+            results.append(BatchUploadResult(status=exc.status, reason=str(exc)))
+            continue
+        written = set()
+        for shnum in sorted(alloc.allocated):
+            try:
+                done = service.write_share_chunk(
+                    item.storage_index,
+                    shnum,
+                    0,
+                    item.shares[shnum],
+                    upload_secret=item.upload_secret,
+                ).complete
+            except StorageError as exc:
+                log.info("batched share %d not written: %s", shnum, exc)
+                done = False
+            if done:
+                written.add(shnum)
+            else:
+                _abort(service, item, shnum)
+        results.append(BatchUploadResult(alloc.already_have, frozenset(written)))
+    return results
+
+
+def _abort(service: StorageService, item: BatchUpload, shnum: int) -> None:
+    try:
+        service.abort_upload(item.storage_index, shnum, upload_secret=item.upload_secret)
+    except StorageError:
+        pass  # already gone
+
+
+def run_read_batch(
+    service: StorageService, storage_indexes: list[bytes]
+) -> list[dict[int, bytes | int]]:
+    """Per storage index: whole shares up to ``MAX_BATCH_SHARE``, lengths of larger ones."""
+    answers: list[dict[int, bytes | int]] = []
+    for si in storage_indexes:
+        found: dict[int, bytes | int] = {}
+        try:
+            shares = service.list_shares(si)
+        except NotFound:
+            shares = frozenset()
+        for shnum in sorted(shares):
+            try:
+                length = service.share_length(si, shnum)
+                if length <= MAX_BATCH_SHARE:
+                    found[shnum] = service.read_share_chunk(si, shnum, 0, length)
+                else:
+                    found[shnum] = length
+            except StorageError as exc:  # gone meanwhile, or unreadable: leave it out
+                log.info("batched read of share %d skipped: %s", shnum, exc)
+        answers.append(found)
+    return answers
