@@ -12,7 +12,7 @@ Not here: how shares are stored (``veil.services.backend``), how bytes travel
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from veil.formats.storage_types import (
     MAX_MUTABLE_SHARE_SIZE,
@@ -26,11 +26,13 @@ from veil.formats.storage_types import (
     VersionInfo,
     WriteResult,
 )
+from veil.formats.wire_batch import BatchUpload, BatchUploadResult
 
 __all__ = [
     "MAX_MUTABLE_SHARE_SIZE",
     "PROTOCOL_V1",
     "AllocateResult",
+    "BatchStorageClient",
     "ByteRange",
     "ShareNumber",
     "StorageClient",
@@ -206,3 +208,16 @@ class StorageClient(Protocol):
     ) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchStorageClient(Protocol):
+    """A storage client that can speak veil's batch extension (``wire_batch``).
+
+    Only used with servers whose version offers it (``offers_batch``); the
+    errors are those of ``StorageClient``.
+    """
+
+    async def upload_batch(self, items: list[BatchUpload]) -> list[BatchUploadResult]: ...
+
+    async def read_batch(self, storage_indexes: list[bytes]) -> list[dict[int, bytes | int]]: ...

@@ -4,6 +4,7 @@ Used to test the uploader and downloader with real server logic and no
 sockets. ``fail = True`` makes every call raise ``ServerUnavailable``, like a
 dead server; ``hang = True`` makes every call wait forever, like a stuck one;
 ``die_after_writes = n`` makes it die once n share writes have succeeded.
+It also speaks veil's batch extension when the server core's version offers it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import asyncio
 
 from veil.errors import ServerUnavailable
 from veil.formats.storage_types import IdentifiedServer, TestWrite, TestWriteResult
+from veil.formats.wire_batch import BatchUpload, BatchUploadResult
 from veil.services.interfaces import AllocateResult, StorageService, VersionInfo, WriteResult
+from veil.services.storage_batch import run_read_batch, run_upload_batch
 
 
 class LocalStorageClient(IdentifiedServer):
@@ -150,6 +153,21 @@ class LocalStorageClient(IdentifiedServer):
     ) -> None:
         await self._gate()
         self.service.mutable_advise_corrupt(storage_index, share_number, reason)
+
+    async def upload_batch(self, items: list[BatchUpload]) -> list[BatchUploadResult]:
+        """veil's batch extension; with ``die_after_writes`` set, the server does
+        the work and then dies before answering (the worst case for a client)."""
+        await self._gate()
+        results = run_upload_batch(self.service, items)
+        self.writes += sum(len(r.written) for r in results)
+        if self.die_after_writes is not None and self.writes >= self.die_after_writes:
+            self.fail = True
+            raise ServerUnavailable(f"server {self._server_id[:12]} died during a batch")
+        return results
+
+    async def read_batch(self, storage_indexes: list[bytes]) -> list[dict[int, bytes | int]]:
+        await self._gate()
+        return run_read_batch(self.service, storage_indexes)
 
     async def close(self) -> None:
         return None
