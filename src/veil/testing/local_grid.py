@@ -17,12 +17,14 @@ from veil.services.storage_server import StorageServer
 
 
 def local_grid(
-    count: int, root: Path | None = None
+    count: int, root: Path | None = None, *, batch: bool = False
 ) -> tuple[StorageBroker, list[LocalStorageClient]]:
+    """``batch``: the servers offer veil's batch extension (``wire_batch``)."""
     clients = []
     for i in range(count):
         backend = DiskBackend(root / f"s{i}") if root else MemoryBackend()
-        server = StorageServer(backend=backend)
+        version = b"veil/test +batch-v1" if batch else b"veil/test"
+        server = StorageServer(backend=backend, application_version=version)
         seed = hashlib.sha256(b"server %d" % i).digest()
         clients.append(
             LocalStorageClient(
