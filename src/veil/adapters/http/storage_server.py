@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import functools
 import hmac
 import logging
@@ -30,8 +29,21 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from veil.adapters.http.connection_guard import ConnectionLimits, GuardedRunner
+from veil.adapters.http.request_parsing import (
+    CANCEL,
+    RENEW,
+    UPLOAD,
+    WRITE_ENABLER,
+    acceptable,
+    cbor,
+    cbor_body,
+    read_exactly,
+    secrets_of,
+    text,
+)
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
-from veil.errors import BadRequest, StorageError, Unauthorized
+from veil.errors import StorageError, Unauthorized, VeilError
 from veil.formats import base32, wire, wire_mutable
 from veil.services.interfaces import StorageService
 
@@ -43,94 +55,10 @@ _SI = "{si:[a-z2-7]{25}[aeimquy4]}"
 _SHNUM = "{shnum:[0-9]{1,3}}"
 _RANGE = re.compile(r"^bytes=([0-9]{1,19})-([0-9]{1,19})\Z")
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/(\*|[0-9]{1,19})\Z")
-_MIME = re.compile(r"^([^/\s;]+)/([^/\s;]+)\Z")
-RENEW, CANCEL, UPLOAD = "lease-renew-secret", "lease-cancel-secret", "upload-secret"
-WRITE_ENABLER = "write-enabler"
 MAX_MUTABLE_READ = 64 * 1024 * 1024  # one ranged read of a mutable share
-SECRET_KINDS = frozenset({RENEW, CANCEL, UPLOAD, "write-enabler"})
 OCTETS = "application/octet-stream"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
-
-
-def _text(status: int, message: str = "") -> web.Response:
-    return web.Response(status=status, text=message) if message else web.Response(status=status)
-
-
-def acceptable(header: str | None) -> bool:
-    """Tahoe's rule: CBOR only if the *best* Accept entry is exactly application/cbor.
-
-    Best means highest q, then most specific (no wildcards), then first. A
-    missing header is fine; ``*/*`` alone is not (digest §5.4).
-    """
-    if header is None:
-        return True
-    best: tuple[float, int, int, str] | None = None
-    for index, part in enumerate(header.split(",")):
-        fields = [f.strip() for f in part.split(";")]
-        m = _MIME.match(fields[0])
-        if not m:
-            continue
-        q = 1.0
-        for f in fields[1:]:
-            if f.replace(" ", "").lower().startswith("q="):
-                try:
-                    q = float(f.split("=", 1)[1])
-                except ValueError:
-                    q = 0.0
-        specific = (m[1] != "*") + (m[2] != "*")
-        key = (q, specific, -index, fields[0].lower())
-        if best is None or key[:3] > best[:3]:
-            best = key
-    return best is not None and best[0] > 0 and best[3] == wire.CBOR
-
-
-def _secrets(request: web.Request, required: frozenset[str]) -> dict[str, bytes]:
-    """The X-Tahoe-Authorization secrets; exactly ``required`` kinds, or 400."""
-    found: dict[str, bytes] = {}
-    for value in request.headers.getall("X-Tahoe-Authorization", []):
-        kind, _, encoded = value.strip().partition(" ")
-        if kind not in SECRET_KINDS:
-            raise BadRequest(f"unknown X-Tahoe-Authorization kind {kind[:40]!r}")
-        try:
-            secret = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest(f"bad base64 in X-Tahoe-Authorization {kind}") from None
-        if not secret:
-            raise BadRequest(f"Failed to decode secret {kind}")
-        if kind in (RENEW, CANCEL) and len(secret) != 32:
-            raise BadRequest("Lease secrets must be 32 bytes long")
-        found[kind] = secret
-    if set(found) != required:
-        raise BadRequest(f"Expected {sorted(required)} in X-Tahoe-Authorization headers")
-    return found
-
-
-def _check_content_type(request: web.Request) -> None:
-    ctype = request.headers.get("Content-Type")
-    if ctype is not None and ctype.split(";")[0].strip().lower() != wire.CBOR:
-        raise web.HTTPUnsupportedMediaType()
-
-
-async def _cbor_body(request: web.Request, limit: int) -> bytes:
-    """The request body (CBOR or no Content-Type), refused with 413 past ``limit``."""
-    _check_content_type(request)
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
-    chunks, size = [], 0
-    while chunk := await request.content.read(limit + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-    return b"".join(chunks)
-
-
-def _cbor(request: web.Request, body: bytes, status: int = 200) -> web.Response:
-    if not acceptable(request.headers.get("Accept")):
-        return _text(406)
-    return web.Response(status=status, body=body, content_type=wire.CBOR)
 
 
 class StorageHTTPApp:
@@ -183,14 +111,17 @@ class StorageHTTPApp:
             return await handler(request)  # no such route: 404/405 come first, as in Tahoe
         given = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, self._auth):
-            return _text(401, "Wrong Authorization header")
+            return text(401, "Wrong Authorization header")
         try:
             return await handler(request)
         except StorageError as exc:
-            return _text(exc.status, str(exc))
+            return text(exc.status, str(exc))
         except OSError as exc:
             log.error("storage I/O error: %s", exc)
-            return _text(507, "the server could not store the data")
+            return text(507, "the server could not store the data")
+        except VeilError as exc:  # a fault of the server's own data: one line, no traceback
+            log.error("storage request %s failed: %s", request.match_info.route.name or "", exc)
+            return text(500, "the server could not read its data")
 
     @staticmethod
     def _where(request: web.Request) -> tuple[bytes, int]:
@@ -198,12 +129,12 @@ class StorageHTTPApp:
 
     async def version(self, request: web.Request) -> web.Response:
         if not acceptable(request.headers.get("Accept")):
-            return _text(406)
-        return _cbor(request, wire.encode_version(await self._core(self.service.get_version)))
+            return text(406)
+        return cbor(request, wire.encode_version(await self._core(self.service.get_version)))
 
     async def allocate(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({RENEW, CANCEL, UPLOAD}))
-        body = await _cbor_body(request, wire.MAX_ALLOCATE_BODY)
+        secrets = secrets_of(request, frozenset({RENEW, CANCEL, UPLOAD}))
+        body = await cbor_body(request, wire.MAX_ALLOCATE_BODY)
         shares, size = wire.decode_allocate_request(body)
         result = await self._core(
             self.service.allocate_buckets,
@@ -214,38 +145,37 @@ class StorageHTTPApp:
             cancel_secret=secrets[CANCEL],
             upload_secret=secrets[UPLOAD],
         )
-        return _cbor(request, wire.encode_allocate_result(result))
+        return cbor(request, wire.encode_allocate_result(result))
 
     async def write(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({UPLOAD}))
+        secrets = secrets_of(request, frozenset({UPLOAD}))
         m = _CONTENT_RANGE.match(request.headers.get("Content-Range", ""))
         if not m or int(m[2]) < int(m[1]) or (m[3] != "*" and int(m[3]) <= int(m[2])):
-            return _text(416, "a PATCH needs Content-Range: bytes a-b/*")
+            return text(416, "a PATCH needs Content-Range: bytes a-b/*")
         start, end = int(m[1]), int(m[2]) + 1
         if end - start > self.max_patch_body:
-            return _text(413, f"a PATCH may carry at most {self.max_patch_body} bytes")
+            return text(413, f"a PATCH may carry at most {self.max_patch_body} bytes")
         declared = request.content_length
         if declared is not None and declared < end - start:
-            return _text(500, "the body is shorter than its Content-Range")
-        try:
-            data = await request.content.readexactly(end - start)
-        except asyncio.IncompleteReadError:
-            return _text(500, "the body is shorter than its Content-Range")
+            return text(500, "the body is shorter than its Content-Range")
+        data = await read_exactly(request, end - start)
+        if data is None:
+            return text(500, "the body is shorter than its Content-Range")
         si, shnum = self._where(request)
         result = await self._core(
             self.service.write_share_chunk, si, shnum, start, data, upload_secret=secrets[UPLOAD]
         )
-        return _cbor(request, wire.encode_write_result(result), 201 if result.complete else 200)
+        return cbor(request, wire.encode_write_result(result), 201 if result.complete else 200)
 
     async def abort(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({UPLOAD}))
+        secrets = secrets_of(request, frozenset({UPLOAD}))
         si, shnum = self._where(request)
         await self._core(self.service.abort_upload, si, shnum, upload_secret=secrets[UPLOAD])
-        return _text(200)
+        return text(200)
 
     async def list_shares(self, request: web.Request) -> web.Response:
         shares = await self._core(self.service.list_shares, self._where(request)[0])
-        return _cbor(request, wire.encode_share_list(shares))
+        return cbor(request, wire.encode_share_list(shares))
 
     async def read(self, request: web.Request) -> web.StreamResponse:
         si, shnum = self._where(request)
@@ -255,7 +185,7 @@ class StorageHTTPApp:
             return await self._send(request, si, shnum, 0, length, 200)
         m = _RANGE.match(header.strip())
         if not m or int(m[2]) < int(m[1]):
-            return _text(416, "only a single bounded byte range is supported")
+            return text(416, "only a single bounded byte range is supported")
         start, stop = int(m[1]), min(int(m[2]) + 1, length)
         if start >= length:
             return web.Response(status=204, content_type=OCTETS)
@@ -285,16 +215,16 @@ class StorageHTTPApp:
         return response
 
     async def corrupt(self, request: web.Request) -> web.Response:
-        reason = wire.decode_corrupt_request(await _cbor_body(request, wire.MAX_CORRUPT_BODY))
+        reason = wire.decode_corrupt_request(await cbor_body(request, wire.MAX_CORRUPT_BODY))
         si, shnum = self._where(request)
         await self._core(self.service.advise_corrupt_share, si, shnum, reason)
-        return _text(200)
+        return text(200)
 
     # -- mutable ------------------------------------------------------------------
 
     async def read_test_write(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({WRITE_ENABLER, RENEW, CANCEL}))
-        body = await _cbor_body(request, wire_mutable.MAX_RTW_BODY)
+        secrets = secrets_of(request, frozenset({WRITE_ENABLER, RENEW, CANCEL}))
+        body = await cbor_body(request, wire_mutable.MAX_RTW_BODY)
         vectors, reads = wire_mutable.decode_rtw_request(body)
         try:
             result = await self._core(
@@ -308,11 +238,11 @@ class StorageHTTPApp:
             )
         except Unauthorized:
             return web.Response(status=401)  # Tahoe answers a wrong write enabler with no body
-        return _cbor(request, wire_mutable.encode_rtw_result(result))
+        return cbor(request, wire_mutable.encode_rtw_result(result))
 
     async def mutable_shares(self, request: web.Request) -> web.Response:
         shares = await self._core(self.service.mutable_list_shares, self._where(request)[0])
-        return _cbor(request, wire.encode_share_list(shares))
+        return cbor(request, wire.encode_share_list(shares))
 
     async def mutable_read(self, request: web.Request) -> web.Response:
         si, shnum = self._where(request)
@@ -323,12 +253,12 @@ class StorageHTTPApp:
         else:
             m = _RANGE.match(header.strip())
             if not m or int(m[2]) < int(m[1]):
-                return _text(416, "only a single bounded byte range is supported")
+                return text(416, "only a single bounded byte range is supported")
             start, stop, status = int(m[1]), min(int(m[2]) + 1, length), 206
             if start >= length:
                 return web.Response(status=204, content_type=OCTETS)
         if stop - start > MAX_MUTABLE_READ:
-            return _text(416, f"read at most {MAX_MUTABLE_READ} bytes at a time")
+            return text(416, f"read at most {MAX_MUTABLE_READ} bytes at a time")
         data = await self._core(self.service.mutable_read, si, shnum, start, stop - start)
         headers = (
             {"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"} if status == 206 else {}
@@ -336,20 +266,20 @@ class StorageHTTPApp:
         return web.Response(status=status, body=data, content_type=OCTETS, headers=headers)
 
     async def mutable_corrupt(self, request: web.Request) -> web.Response:
-        reason = wire.decode_corrupt_request(await _cbor_body(request, wire.MAX_CORRUPT_BODY))
+        reason = wire.decode_corrupt_request(await cbor_body(request, wire.MAX_CORRUPT_BODY))
         si, shnum = self._where(request)
         await self._core(self.service.mutable_advise_corrupt, si, shnum, reason)
-        return _text(200)
+        return text(200)
 
     async def lease(self, request: web.Request) -> web.Response:
-        secrets = _secrets(request, frozenset({RENEW, CANCEL}))
+        secrets = secrets_of(request, frozenset({RENEW, CANCEL}))
         await self._core(
             self.service.add_or_renew_lease,
             self._where(request)[0],
             renew_secret=secrets[RENEW],
             cancel_secret=secrets[CANCEL],
         )
-        return _text(204)
+        return text(204)
 
 
 @dataclass
@@ -372,14 +302,27 @@ async def start_storage_http(
     ssl_context: ssl.SSLContext,
     network: NetworkProvider | None = None,
     offload: bool = True,
+    limits: ConnectionLimits | None = None,
 ) -> RunningServer:
-    """Serve ``service`` over HTTPS on ``host:port`` (0 picks a free port) until ``stop``."""
+    """Serve ``service`` over HTTPS on ``host:port`` (0 picks a free port) until ``stop``.
+
+    TLS is done by the connection guard (``veil.adapters.http.connection_guard``),
+    which bounds handshakes, idle connections and their number; the site itself
+    listens in the clear."""
+    limits = limits or ConnectionLimits()
     app = StorageHTTPApp(service, swissnum, offload=offload).make_app()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = GuardedRunner(
+        app,
+        ssl_context,
+        limits,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=limits.idle_timeout,
+    )
     await runner.setup()
     try:
         address = await (network or TcpProvider()).listen(
-            runner, host=host, port=port, ssl_context=ssl_context
+            runner, host=host, port=port, ssl_context=None
         )
     except BaseException:
         await runner.cleanup()
