@@ -1,0 +1,40 @@
+"""The HTTP routes of veil's batch extension (``veil.formats.wire_batch``).
+
+Registered beside the standard routes of ``storage_server.StorageHTTPApp``,
+behind the same Authorization check; the work is done by
+``veil.services.storage_batch`` through the same storage core (in its worker
+thread), so each batched share gets exactly the standard calls' checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from veil.adapters.http.request_parsing import cbor, cbor_body
+from veil.formats import wire_batch
+from veil.services.interfaces import StorageService
+from veil.services.storage_batch import run_read_batch, run_upload_batch
+
+Core = Callable[..., Awaitable[Any]]
+
+
+def add_batch_routes(app: web.Application, service: StorageService, core: Core) -> None:
+    """Serve the two batch paths; ``core(fn, *args)`` runs ``fn`` as the app runs core calls."""
+
+    async def upload(request: web.Request) -> web.Response:
+        body = await cbor_body(request, wire_batch.MAX_BATCH_BODY)
+        items = wire_batch.decode_upload_request(body)
+        results = await core(run_upload_batch, service, items)
+        return cbor(request, wire_batch.encode_upload_answer(results))
+
+    async def read(request: web.Request) -> web.Response:
+        body = await cbor_body(request, 64 * 1024)
+        storage_indexes = wire_batch.decode_read_request(body)
+        answers = await core(run_read_batch, service, storage_indexes)
+        return cbor(request, wire_batch.encode_read_answer(answers))
+
+    app.router.add_post(wire_batch.UPLOAD_PATH, upload)
+    app.router.add_post(wire_batch.READ_PATH, read)
