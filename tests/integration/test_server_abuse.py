@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import uvloop
 
 from tests.integration.conftest import SWISSNUM
 from veil.adapters.http.connection_guard import ConnectionLimits, GuardedServer
@@ -187,3 +188,18 @@ async def test_corrupt_containers_answer_404_and_log_one_line(
     assert len(lines) == 2  # shares 5 and 6, once each
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.CRITICAL]
     assert b32 not in caplog.text  # the storage index is shortened in the log
+
+
+def test_the_guard_works_on_uvloop(tmp_path: Path) -> None:
+    # `veil run` runs on uvloop, whose transports are not asyncio.Transport
+    async def scenario() -> tuple[int, float]:
+        live = await start(tmp_path / "s", ConnectionLimits(head_timeout=1.0))
+        try:
+            slow = asyncio.create_task(trickle(live.http.port, tls=True))
+            status = (await get(live.http.port, "/version"))[0]
+            return status, await asyncio.wait_for(slow, 10)
+        finally:
+            await live.http.stop()
+
+    status, lived = uvloop.run(scenario())
+    assert status == 200 and lived < 4

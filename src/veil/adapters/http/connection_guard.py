@@ -51,7 +51,7 @@ class _Connection:
     def __init__(self, guard: GuardedServer, handler: RequestHandler) -> None:
         self.guard = guard
         self.handler = handler
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # the socket's transport: abort() closes it at once
         self.busy = 0
         self.established = False  # TLS done
         self.idle_since = guard.loop.time()
@@ -98,8 +98,7 @@ class _GuardedTLS(SSLProtocol):
         self.connection = connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.connection.transport = transport
+        self.connection.transport = transport  # asyncio's or uvloop's (not an asyncio.Transport)
         if self.connection.guard.admit(self.connection):
             super().connection_made(transport)
 
