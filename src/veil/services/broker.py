@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from veil.errors import VeilError
 from veil.formats.hashes import permute_server_hash
 from veil.services.interfaces import StorageClient, VersionInfo
+from veil.services.patience import PATIENCE, gather_patiently
 
 
 @dataclass
@@ -33,11 +34,13 @@ class StorageBroker:
         *,
         version_ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        patience: float = PATIENCE,
     ) -> None:
         self._servers: dict[str, StorageClient] = {}
         self._known: dict[str, _Known] = {}
         self._ttl = version_ttl
         self._clock = clock
+        self.patience = patience  # seconds a stuck server is waited for (see patience)
         for server in servers:
             self.add(server)
 
@@ -74,16 +77,21 @@ class StorageBroker:
     async def versions(
         self, servers: Sequence[StorageClient]
     ) -> dict[str, VersionInfo | VeilError]:
-        """Versions of several servers at once; failures are returned, not raised."""
+        """Versions of several servers at once; failures are returned, not raised.
 
-        async def one(s: StorageClient) -> VersionInfo | VeilError:
-            try:
-                return await self.version_of(s)
-            except VeilError as exc:
-                return exc
+        A server that does not answer while the others do is given up after a
+        few seconds (``gather_patiently``), with a ``Stalled`` failure.
+        """
 
-        answers = await asyncio.gather(*(one(s) for s in servers))
-        return {s.server_id: a for s, a in zip(servers, answers, strict=True)}
+        answers = await gather_patiently(
+            [self.version_of(s) for s in servers], patience=self.patience
+        )
+        out: dict[str, VersionInfo | VeilError] = {}
+        for server, answer in zip(servers, answers, strict=True):
+            if isinstance(answer, BaseException) and not isinstance(answer, VeilError):
+                raise answer
+            out[server.server_id] = answer
+        return out
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self._servers.values()))

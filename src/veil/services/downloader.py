@@ -4,7 +4,9 @@ The downloader asks every server (in permuted order) which shares it holds,
 takes k shares from the servers that answered first, preferring the primary
 shares 0..k-1 (which need no decoding), and streams segments with a bounded
 read-ahead. A share whose server fails or whose bytes do not match the hashes
-is dropped (and reported to its server when corrupt) and replaced by another.
+is dropped (and reported to its server when corrupt) and replaced by another;
+so is a share whose server stops answering while the others send
+(``veil.services.patience``).
 No byte is ever returned unless it was checked against the read cap.
 """
 
@@ -15,11 +17,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from veil.codec import make_codec
-from veil.errors import IntegrityError, NotEnoughSharesError, VeilError
+from veil.errors import IntegrityError, NotEnoughSharesError, ServerUnavailable, VeilError
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.decoder import FIRST_READ_SIZE, SegmentDecoder, ShareValidator, trailer_range
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
+from veil.services.patience import gather_patiently
+from veil.services.server_failures import entry, summary
 
 READ_AHEAD = 4  # segments fetched ahead of the one being returned
 LIST_TIMEOUT = 15.0
@@ -50,7 +54,9 @@ class _Share:
 @dataclass
 class DownloadStats:
     corrupt_shares: list[tuple[str, int]] = field(default_factory=list)
-    failed_servers: list[str] = field(default_factory=list)
+    failed_servers: list[str] = field(default_factory=list)  # "v0-abc: why", for hints
+    failures: list[BaseException] = field(default_factory=list)
+    asked: int = 0  # servers asked for shares
 
 
 class _ShareSet:
@@ -61,8 +67,10 @@ class _ShareSet:
         cap: CHKReadCap,
         candidates: list[tuple[StorageClient, int]],
         pending: list[asyncio.Task[None]],
+        patience: float,
     ) -> None:
         self.cap = cap
+        self.patience = patience
         self.candidates = candidates  # grows while ``pending`` servers answer
         self.pending = pending
         self.active: list[_Share] = []
@@ -81,35 +89,40 @@ class _ShareSet:
                     await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 if not picks:
+                    lead = summary(self.stats.failures, self.stats.asked)
                     raise NotEnoughSharesError(
                         f"found only {len(self.active)} good shares of the "
-                        f"{k} needed to rebuild the file",
+                        f"{k} needed to rebuild the file" + (f" ({lead})" if lead else ""),
                         hint=_failure_hint(self.stats),
                     )
                 for p in picks:
                     self.candidates.remove(p)
-                opened = await asyncio.gather(*(self._open(s, n) for s, n in picks))
-                self.active.extend(sh for sh in opened if sh is not None)
-
-    async def _open(self, server: StorageClient, shnum: int) -> _Share | None:
-        si = self.cap.storage_index
-        try:
-            head = await asyncio.wait_for(
-                server.read_share_chunk(si, shnum, 0, FIRST_READ_SIZE), READ_TIMEOUT
-            )
-            validator = ShareValidator(self.cap, shnum, head)
-            tr = trailer_range(validator.layout)
-            if tr.offset + tr.length <= len(head) or len(head) < FIRST_READ_SIZE:
-                trailer = head[tr.offset : tr.offset + tr.length]
-            else:
-                trailer = await asyncio.wait_for(
-                    server.read_share_chunk(si, shnum, tr.offset, tr.length), READ_TIMEOUT
+                opened = await gather_patiently(
+                    [self._open(s, n) for s, n in picks], patience=self.patience
                 )
-            validator.validate_trailer(trailer)
-            return _Share(server, shnum, validator, head)
-        except (VeilError, TimeoutError) as exc:
-            await self.drop_failure(server, shnum, exc)
-            return None
+                for (server, shnum), result in zip(picks, opened, strict=True):
+                    if isinstance(result, _Share):
+                        self.active.append(result)
+                    elif isinstance(result, VeilError | TimeoutError):
+                        await self.drop_failure(server, shnum, result)
+                    else:
+                        raise result
+
+    async def _open(self, server: StorageClient, shnum: int) -> _Share:
+        si = self.cap.storage_index
+        head = await asyncio.wait_for(
+            server.read_share_chunk(si, shnum, 0, FIRST_READ_SIZE), READ_TIMEOUT
+        )
+        validator = ShareValidator(self.cap, shnum, head)
+        tr = trailer_range(validator.layout)
+        if tr.offset + tr.length <= len(head) or len(head) < FIRST_READ_SIZE:
+            trailer = head[tr.offset : tr.offset + tr.length]
+        else:
+            trailer = await asyncio.wait_for(
+                server.read_share_chunk(si, shnum, tr.offset, tr.length), READ_TIMEOUT
+            )
+        validator.validate_trailer(trailer)
+        return _Share(server, shnum, validator, head)
 
     async def drop(self, share: _Share, exc: BaseException) -> None:
         if share in self.active:
@@ -126,7 +139,8 @@ class _ShareSet:
             except (VeilError, TimeoutError):
                 pass
         else:
-            self.stats.failed_servers.append(f"{server.server_id[:12]}: {exc or 'timed out'}")
+            self.stats.failures.append(exc)
+            self.stats.failed_servers.append(entry(server.server_id, exc))
             # A dead server's other shares are no better: forget them.
             self.candidates[:] = [(s, n) for s, n in self.candidates if s is not server]
 
@@ -195,9 +209,9 @@ class Downloader:
             return
         if offset >= end:
             return
-        found, stragglers = await self._locate(cap)
-        shares = _ShareSet(cap, found, stragglers)
+        shares = _ShareSet(cap, [], [], self.broker.patience)
         self.last_stats = shares.stats
+        stragglers = await self._locate(cap, shares)
         try:
             async for chunk in self._stream_segments(cap, shares, offset, end):
                 yield chunk
@@ -218,8 +232,9 @@ class Downloader:
             while True:
                 await shares.fill()
                 active = list(shares.active)
-                results = await asyncio.gather(
-                    *(s.block(segnum) for s in active), return_exceptions=True
+                # a server that stops answering while the others send is replaced
+                results = await gather_patiently(
+                    [s.block(segnum) for s in active], patience=shares.patience
                 )
                 bad = [
                     (s, r)
@@ -257,25 +272,32 @@ class Downloader:
             for task in tasks.values():
                 task.cancel()
 
-    async def _locate(
-        self, cap: CHKReadCap
-    ) -> tuple[list[tuple[StorageClient, int]], list[asyncio.Task[None]]]:
+    async def _locate(self, cap: CHKReadCap, into: _ShareSet) -> list[asyncio.Task[None]]:
         """Ask every server for its shares; return once k distinct shares are known.
 
-        The list keeps growing as slower servers answer (the returned tasks);
-        the caller cancels those when done.
+        ``into.candidates`` keeps growing as slower servers answer (the
+        returned tasks, also in ``into.pending``); the caller cancels those
+        when done. Servers that fail are recorded in ``into.stats``.
         """
         si = cap.storage_index
         servers = self.broker.permuted(si)
         if not servers:
             raise NotEnoughSharesError("no storage servers are known")
-        found: list[tuple[StorageClient, int]] = []
+        found = into.candidates
+        into.stats.asked = len(servers)
         enough = asyncio.Event()
 
         async def ask(server: StorageClient) -> None:
             try:
                 shares = await asyncio.wait_for(server.list_shares(si), LIST_TIMEOUT)
-            except (VeilError, TimeoutError):
+            except TimeoutError:
+                why = ServerUnavailable(f"timed out after {LIST_TIMEOUT:.0f} s listing shares")
+                into.stats.failures.append(why)
+                into.stats.failed_servers.append(entry(server.server_id, why))
+                return
+            except VeilError as exc:
+                into.stats.failures.append(exc)
+                into.stats.failed_servers.append(entry(server.server_id, exc))
                 return
             found.extend((server, sh) for sh in sorted(shares) if sh < cap.total_shares)
             if len({sh for _, sh in found}) >= cap.needed_shares:
@@ -290,4 +312,5 @@ class Downloader:
             # Give the other servers a moment, so faster or primary shares can win.
             await asyncio.wait([everyone], timeout=LOCATE_GRACE)
         everyone.cancel()
-        return found, [t for t in tasks if not t.done()]
+        into.pending = [t for t in tasks if not t.done()]
+        return into.pending

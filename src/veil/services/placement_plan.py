@@ -15,14 +15,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from veil.errors import ServerFull, StorageError, UnhappinessError, VeilError
+from veil.errors import ServerFull, ServerUnavailable, StorageError, UnhappinessError, VeilError
 from veil.formats.params import EncodingParameters
 from veil.formats.placement import happiness, place_shares
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient, WriteResult
+from veil.services.patience import PATIENCE, gather_patiently
+from veil.services.server_failures import PinMismatch, Stalled, entry, summary
 
 SecretsFor = Callable[[bytes], tuple[bytes, bytes]]
 MAX_ROUNDS = 4
+CALL_TIMEOUT = 15.0  # one list or allocate call, even with no other server to compare
 
 
 @dataclass
@@ -40,7 +43,15 @@ class PlacementPlan:
         self.params = params
         self.buckets: dict[int, _Bucket] = {}  # shares we must write
         self.existing: dict[int, set[str]] = {}  # shares already stored somewhere
-        self.failures: list[str] = []
+        self.failed: dict[str, BaseException] = {}  # server id → why it was dropped
+        self.asked = 0  # servers considered
+
+    @property
+    def failures(self) -> list[str]:
+        return [entry(sid, exc) for sid, exc in self.failed.items()]
+
+    def fail(self, server_id: str, exc: BaseException) -> None:
+        self.failed[server_id] = exc
 
     def shares_to_write(self) -> list[int]:
         return sorted(self.buckets)
@@ -65,11 +76,22 @@ class PlacementPlan:
     def check_happy(self) -> None:
         got = self.happiness()
         if got < self.params.happy:
+            errors = list(self.failed.values())
+            lead = summary(errors, self.asked)
+            if any(isinstance(e, ServerFull) for e in errors):
+                hint = "free space on the storage servers (or lower reserved_space), or add servers"
+            elif any(isinstance(e, PinMismatch) for e in errors):
+                hint = (
+                    "a server's certificate must match the SPKI hash in its NURL: check the NURLs"
+                )
+            else:
+                hint = "start more storage servers, or lower shares.happy"
             raise UnhappinessError(
-                f"shares could be placed on only {got} server(s) such that any "
+                (f"{lead}; " if lead else "")
+                + f"shares could be placed on only {got} server(s) such that any "
                 f"{self.params.needed} of them have enough shares to recover the file, "
                 f"but we were asked to place shares on at least {self.params.happy}",
-                hint="start more storage servers, or lower shares.happy"
+                hint=hint
                 + (f"; failures: {'; '.join(self.failures[:3])}" if self.failures else ""),
             )
 
@@ -80,13 +102,18 @@ class PlacementPlan:
         )
 
     async def lose_server_of(self, shnum: int, error: VeilError) -> None:
-        """A write failed: drop every share of that server, then re-check happiness."""
+        """A write failed: drop every share of that server, then re-check happiness.
+
+        A server that stopped answering (``Stalled``) is not asked to abort:
+        it would not answer that either, and drops idle uploads by itself.
+        """
         server = self.buckets[shnum].server
-        self.failures.append(f"{server.server_id[:12]}: {error}")
+        self.fail(server.server_id, error)
         for b in self.buckets.values():
             if b.server is server and b.live:
                 b.live = False
-        await self._abort([(sh, b) for sh, b in self.buckets.items() if b.server is server])
+        if not isinstance(error, Stalled):
+            await self._abort([(sh, b) for sh, b in self.buckets.items() if b.server is server])
         self.check_happy()
 
     async def abort_all(self) -> None:
@@ -99,7 +126,7 @@ class PlacementPlan:
             try:
                 await asyncio.wait_for(
                     b.server.abort_upload(self.storage_index, sh, upload_secret=b.upload_secret),
-                    timeout=10,
+                    timeout=PATIENCE,
                 )
             except (VeilError, TimeoutError):
                 pass  # the server drops idle incoming shares by itself
@@ -118,6 +145,7 @@ async def plan_placement(
     """Find and allocate servers for every share, or raise ``UnhappinessError``."""
     plan = PlacementPlan(storage_index, params)
     candidates = broker.permuted(storage_index)[: 2 * params.total]
+    plan.asked = len(candidates)
     if not candidates:
         raise UnhappinessError(
             "no storage servers are known", hint="check private/servers.yaml or the grid"
@@ -128,20 +156,25 @@ async def plan_placement(
     for server in candidates:
         version = versions[server.server_id]
         if isinstance(version, VeilError):
-            plan.failures.append(f"{server.server_id[:12]}: {version}")
+            plan.fail(server.server_id, version)
             broker.forget_version(server.server_id)
         elif version.maximum_immutable_share_size >= allocated_size:
             writable.append(server)
         else:
+            plan.fail(server.server_id, _no_room(version.maximum_immutable_share_size))
             readonly.append(server)
     # Writable servers say what they already hold in their allocate answer
     # ("already-have" lists every finished share), which saves a round trip;
     # read-only servers are asked directly.
     held: dict[str, set[int]] = {s.server_id: set() for s in writable}
-    listing = await asyncio.gather(*(_list(s, storage_index) for s in readonly))
+    listing = await gather_patiently(
+        [_list(s, storage_index) for s in readonly], patience=broker.patience
+    )
     for server, shares in zip(list(readonly), listing, strict=True):
-        if isinstance(shares, VeilError):
-            plan.failures.append(f"{server.server_id[:12]}: {shares}")
+        if isinstance(shares, BaseException):
+            if not isinstance(shares, VeilError):
+                raise shares
+            plan.fail(server.server_id, shares)
             readonly.remove(server)
             continue
         held[server.server_id] = set(shares)
@@ -164,17 +197,20 @@ async def plan_placement(
                 wanted.setdefault(sid, set()).add(sh)
         if not wanted:
             break
-        results = await asyncio.gather(
-            *(
+        results = await gather_patiently(
+            [
                 _allocate(by_id[sid], storage_index, shs, allocated_size, secrets)
                 for sid, shs in wanted.items()
-            )
+            ],
+            patience=broker.patience,
         )
         changed = False
         for (sid, shs), result in zip(wanted.items(), results, strict=True):
             server = by_id[sid]
-            if isinstance(result, VeilError):
-                plan.failures.append(f"{sid[:12]}: {result}")
+            if isinstance(result, BaseException):
+                if not isinstance(result, VeilError):
+                    raise result
+                plan.fail(sid, result)
                 writable = [s for s in writable if s.server_id != sid]
                 changed = True
                 continue
@@ -189,6 +225,8 @@ async def plan_placement(
                 changed = True
             if shs - set(allocated) - set(already):
                 # The server could not take them (full, or busy): stop asking it.
+                if not allocated:
+                    plan.fail(sid, ServerFull("refused to allocate space for a share"))
                 writable = [s for s in writable if s.server_id != sid]
                 readonly.append(server)
                 changed = True
@@ -206,11 +244,17 @@ async def plan_placement(
     return plan
 
 
+def _no_room(room: int) -> ServerFull:
+    return ServerFull(
+        f"has room for only {room} bytes" if room else "has no room (full or read-only)"
+    )
+
+
 async def _list(server: StorageClient, storage_index: bytes) -> frozenset[int] | VeilError:
     try:
-        return await asyncio.wait_for(server.list_shares(storage_index), timeout=15)
+        return await asyncio.wait_for(server.list_shares(storage_index), timeout=CALL_TIMEOUT)
     except TimeoutError:
-        return ServerFull("timed out listing shares")
+        return ServerUnavailable(f"timed out after {CALL_TIMEOUT:.0f} s listing shares")
     except VeilError as exc:
         return exc
 
@@ -234,10 +278,10 @@ async def _allocate(
                 cancel_secret=cancel,
                 upload_secret=upload_secret,
             ),
-            timeout=15,
+            timeout=CALL_TIMEOUT,
         )
     except TimeoutError:
-        return ServerFull("timed out allocating")
+        return ServerUnavailable(f"timed out after {CALL_TIMEOUT:.0f} s allocating")
     except (StorageError, VeilError) as exc:
         return exc
     return upload_secret, result.already_have, result.allocated

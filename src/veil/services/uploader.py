@@ -5,7 +5,8 @@ worker thread while the previous one is written to every server in parallel),
 whatever the file size. The plaintext is read twice when the key is
 convergent (once to hash it, once to encode it), as Tahoe does.
 
-A server that fails mid-upload loses its shares; the upload goes on while
+A server that fails mid-upload, or stops answering while the others write
+(``veil.services.patience``), loses its shares; the upload goes on while
 the remaining placement still reaches ``shares.happy`` and fails with
 ``UnhappinessError`` otherwise. Unfinished shares are aborted, so they never
 become readable.
@@ -27,6 +28,7 @@ from veil.formats.encoder import EncodedFile, EncodedSegment, ImmutableEncoder
 from veil.formats.hashes import convergence_hasher, lease_secrets_for, storage_index_from_readkey
 from veil.formats.params import LIT_SIZE_THRESHOLD, EncodingParameters, FileGeometry
 from veil.services.broker import StorageBroker
+from veil.services.patience import gather_patiently
 from veil.services.placement_plan import PlacementPlan, plan_placement
 
 READ_CHUNK = 1024 * 1024
@@ -157,13 +159,20 @@ class Uploader:
 
         async def write_batch(final: bool) -> int:
             live = [w for w in writers.values() if plan.is_live(w.shnum)]
-            flushes = [
-                self._guarded_flush(plan, w, final)
-                for w in live
-                if final or w.buffered >= WRITE_BATCH
-            ]
-            sizes = await asyncio.gather(*flushes)
-            return sum(sizes)
+            todo = [w for w in live if final or w.buffered >= WRITE_BATCH]
+            # a server that stops answering while the others write is dropped
+            results = await gather_patiently(
+                [w.flush(final=final) for w in todo], patience=self.broker.patience
+            )
+            written = 0
+            for w, result in zip(todo, results, strict=True):
+                if isinstance(result, int):
+                    written += result
+                elif not isinstance(result, VeilError):
+                    raise result
+                elif plan.is_live(w.shnum):
+                    await plan.lose_server_of(w.shnum, result)
+            return written
 
         pending: list[asyncio.Task[int]] = []
         next_segment = asyncio.ensure_future(asyncio.to_thread(encode, 0))
@@ -187,14 +196,6 @@ class Uploader:
         pushed += await write_batch(final=True)
         plan.check_happy()
         return done, pushed
-
-    @staticmethod
-    async def _guarded_flush(plan: PlacementPlan, w: _ShareWriter, final: bool) -> int:
-        try:
-            return await w.flush(final=final)
-        except VeilError as exc:
-            await plan.lose_server_of(w.shnum, exc)
-            return 0
 
 
 __all__ = ["UploadResult", "Uploader", "convergent_key"]
