@@ -1,8 +1,8 @@
 """A ``StorageClient`` speaking Tahoe's HTTP storage protocol over pinned HTTPS.
 
-One aiohttp session per server (keep-alive pooling) whose connector comes from
-the ``NetworkProvider`` and pins the server's certificate by the SPKI hash in
-its NURL; the swissnum goes in ``Authorization``, secrets in
+One aiohttp session per server address (keep-alive pooling, see ``routes``)
+whose connector comes from the ``NetworkProvider`` and pins the server's
+certificate by the SPKI hash in its NURL; the swissnum goes in ``Authorization``, secrets in
 ``X-Tahoe-Authorization`` (digest §5.3, §5.6). Connection failures, timeouts
 and pin mismatches become ``ServerUnavailable``; answers outside the protocol
 (bad CBOR, a 200 to a Range read, a wrong Content-Range, too many bytes)
@@ -13,11 +13,19 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from veil.adapters.http.tls import SpkiPin
+from veil.adapters.http.routes import (
+    CONNECT_TIMEOUT,
+    REQUEST_TIMEOUT,
+    Route,
+    Routes,
+    make_route,
+    not_connected,
+    request_failure,
+)
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.errors import (
     BadRequest,
@@ -50,9 +58,6 @@ STATUS_ERRORS: Mapping[int, type[StorageError]] = {
 }
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/(\*|[0-9]{1,19})\Z")
 _ERROR_BODY = 4096  # bytes of an error answer worth reading
-# Headers aiohttp would add by itself: none is sent, so a request names no
-# software (no User-Agent) and every header a server sees is one set here.
-NO_AUTO_HEADERS = ("User-Agent", "Content-Type")
 
 
 def _secret_headers(**secrets: bytes) -> list[tuple[str, str]]:
@@ -68,7 +73,8 @@ class _Answer:
 
 
 class HttpStorageClient(IdentifiedServer):
-    """One storage server reached through one NURL."""
+    """One storage server, reached through one NURL or, in turn, several
+    (``alternatives``: the other announced NURLs and their providers)."""
 
     def __init__(
         self,
@@ -78,50 +84,36 @@ class HttpStorageClient(IdentifiedServer):
         lease_seed: bytes,
         permutation_seed: bytes,
         network: NetworkProvider | None = None,
-        connect_timeout: float = 10.0,
-        request_timeout: float = 60.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        alternatives: Sequence[tuple[NURL, NetworkProvider]] = (),
     ) -> None:
         if len(lease_seed) != TUBID_LENGTH:
             raise UsageError(f"a lease seed is {TUBID_LENGTH} bytes (the fURL tubid)")
         super().__init__(
             server_id=server_id, lease_seed=lease_seed, permutation_seed=permutation_seed
         )
-        self.nurl = nurl
-        self._network = network or TcpProvider()
-        self.via = self._network.name  # tcp or tor: how this server is reached
-        # an anonymous server's address is not written into messages and logs
-        self._where = "via tor" if self.via == "tor" else f"at {nurl.netloc}"
-        if self.via == "tor":
-            connect_timeout = max(connect_timeout, 45.0)
-            request_timeout = max(request_timeout, 120.0)
-        self._pin = SpkiPin(nurl.spki_hash)
-        self._base = nurl.base_url + "/storage/v1"
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
-        self._session: aiohttp.ClientSession | None = None
+        pairs = [(nurl, network or TcpProvider()), *alternatives]
+        self._routes = Routes(
+            [make_route(n, p, connect_timeout, request_timeout) for n, p in pairs]
+        )
+
+    @property
+    def nurl(self) -> NURL:
+        """The address in use: the one that answered last (the first one before)."""
+        return self._routes.current.nurl
+
+    @property
+    def via(self) -> str:
+        """``tcp`` or ``tor``: how this server is reached."""
+        return self._routes.current.via
+
+    @property
+    def nurls(self) -> list[NURL]:
+        return [r.nurl for r in self._routes.routes]
 
     def _name(self) -> str:
         return f"server {self._server_id[:16]}"
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = self._network.connector(
-                host=self.nurl.host,
-                port=self.nurl.port,
-                tls=self._pin,
-                isolation_key=self._server_id,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                headers={
-                    "Authorization": self.nurl.authorization,
-                    "Accept": wire.CBOR,
-                    "Accept-Encoding": "identity",
-                },
-                auto_decompress=False,
-                skip_auto_headers=NO_AUTO_HEADERS,
-            )
-        return self._session
 
     async def _request(
         self,
@@ -133,41 +125,63 @@ class HttpStorageClient(IdentifiedServer):
         ok: tuple[int, ...] = (200,),
         limit: int = wire.MAX_ANSWER_BODY,
     ) -> _Answer:
-        """One request; the answer body is read only up to ``limit`` bytes."""
-        try:
-            async with self._get_session().request(
-                method, self._base + path, data=body, headers=headers, ssl=self._pin
-            ) as resp:
-                status = resp.status
-                cap = limit if status in ok else _ERROR_BODY
-                if resp.content_length is not None and resp.content_length > cap:
-                    if status in ok:
-                        raise RemoteError(f"{self._name()} sent a larger answer than allowed")
-                    data = b""
-                else:
-                    data = await resp.content.read(cap + 1)
-                    while len(data) <= cap and (more := await resp.content.read(cap + 1)):
-                        data += more
-                    if len(data) > cap and status in ok:
-                        raise RemoteError(f"{self._name()} sent a larger answer than allowed")
-                answer = _Answer(status, resp.headers, data[:cap])
-        except aiohttp.ServerFingerprintMismatch:
-            raise ServerUnavailable(
-                f"{self._name()} presented the wrong TLS certificate (pin mismatch)"
-            ) from None
-        except ServerUnavailable as exc:  # from the Tor tunnel
-            raise ServerUnavailable(f"{self._name()} {self._where}: {exc}", hint=exc.hint) from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ServerUnavailable(
-                f"{self._name()} {self._where} is unreachable ({type(exc).__name__})"
-            ) from None
-        if status in ok:
+        """One request at the first address that takes a connection."""
+        failures: list[tuple[Route, str]] = []
+        hint = None
+        for route in self._routes.in_order():
+            try:
+                answer = await self._request_at(route, method, path, body, headers, ok, limit)
+            except (TimeoutError, aiohttp.ClientError, OSError, ServerUnavailable) as exc:
+                why = not_connected(exc, route)
+                if why is None:
+                    raise ServerUnavailable(
+                        f"{self._name()} {route.where} {request_failure(exc, route)}"
+                    ) from None
+                failures.append((route, why))
+                hint = hint or getattr(exc, "hint", None)
+                continue
+            self._routes.answered(route)
+            break
+        else:
+            error = self._routes.unreachable(self._name(), failures)
+            error.hint = hint
+            raise error
+        if answer.status in ok:
             return answer
         text = answer.body[:200].decode("utf-8", "replace").strip()
-        error = STATUS_ERRORS.get(status)
-        if error is not None:
-            raise error(f"{self._name()} refused: {status} {text}".rstrip())
-        raise RemoteError(f"{self._name()} answered {status} {text}".rstrip())
+        error_type = STATUS_ERRORS.get(answer.status)
+        if error_type is not None:
+            raise error_type(f"{self._name()} refused: {answer.status} {text}".rstrip())
+        raise RemoteError(f"{self._name()} answered {answer.status} {text}".rstrip())
+
+    async def _request_at(
+        self,
+        route: Route,
+        method: str,
+        path: str,
+        body: bytes | memoryview | None,
+        headers: list[tuple[str, str]] | None,
+        ok: tuple[int, ...],
+        limit: int,
+    ) -> _Answer:
+        """The answer, its body read only up to ``limit`` bytes."""
+        session = route.get_session(self._server_id)
+        async with session.request(
+            method, route.base + path, data=body, headers=headers, ssl=route.pin
+        ) as resp:
+            status = resp.status
+            cap = limit if status in ok else _ERROR_BODY
+            if resp.content_length is not None and resp.content_length > cap:
+                if status in ok:
+                    raise RemoteError(f"{self._name()} sent a larger answer than allowed")
+                data = b""
+            else:
+                data = await resp.content.read(cap + 1)
+                while len(data) <= cap and (more := await resp.content.read(cap + 1)):
+                    data += more
+                if len(data) > cap and status in ok:
+                    raise RemoteError(f"{self._name()} sent a larger answer than allowed")
+            return _Answer(status, resp.headers, data[:cap])
 
     def _cbor(self, answer: _Answer) -> bytes:
         if answer.headers.get("Content-Type", "").split(";")[0].strip().lower() != wire.CBOR:
@@ -343,6 +357,4 @@ class HttpStorageClient(IdentifiedServer):
         await self._corrupt("mutable", storage_index, share_number, reason)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._routes.close()

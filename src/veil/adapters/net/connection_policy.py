@@ -13,8 +13,9 @@ Tor is looked for only when something needs it (``ensure_tor``); a node that
 hides its IP address looks at once and refuses to run without it. The search
 is ``TOR_*`` variables, ``[tor]`` settings, a system tor, and last a private
 tor launched for this process when ``[tor] launch = true`` (stopped by
-``close``). ``choose`` picks, among a server's NURLs, the one to use and the
-provider that reaches it: onion first when anonymous, TCP first otherwise.
+``close``). ``usable`` orders a server's NURLs with the providers that reach
+them (onion first when anonymous, TCP first otherwise); a client dials them
+in that order. ``choose`` is the first of them.
 """
 
 from __future__ import annotations
@@ -56,12 +57,18 @@ class Networks:
             return self.tor
         return None
 
-    def choose(self, nurls: Sequence[NURL]) -> tuple[NURL, NetworkProvider] | None:
+    def usable(self, nurls: Sequence[NURL]) -> list[tuple[NURL, NetworkProvider]]:
+        """Every NURL this node may dial, with its provider, best first: onion
+        first when anonymous, TCP first otherwise, else in announced order."""
         usable = [(n, p) for n in nurls if (p := self.provider_for(n)) is not None]
         if self.anonymous:
             usable.sort(key=lambda pair: pair[1].name != "tor" or pair[0].scheme != TOR_SCHEME)
         else:
             usable.sort(key=lambda pair: pair[1].name != "tcp")
+        return usable
+
+    def choose(self, nurls: Sequence[NURL]) -> tuple[NURL, NetworkProvider] | None:
+        usable = self.usable(nurls)
         return usable[0] if usable else None
 
     def why_unreachable(self, nurls: Sequence[NURL]) -> str:

@@ -71,6 +71,12 @@ def server_nurls(server_id: str, ann: dict[str, Any]) -> list[NURL]:
     return parsed
 
 
+def foolscap_only(ann: dict[str, Any]) -> bool:
+    """True for an entry with a fURL and no NURL: a Tahoe server with
+    ``force_foolscap``, or one pasted from Tahoe's introducer cache."""
+    return not ann.get("anonymous-storage-NURLs") and bool(ann.get("anonymous-storage-FURL"))
+
+
 def needs_tor(server_id: str, ann: dict[str, Any]) -> bool:
     """True when the server can be reached only as an onion service."""
     try:
@@ -93,12 +99,12 @@ def storage_client_for(
             tor_problem="Tor is not configured",
         )
     parsed = server_nurls(server_id, ann)
-    chosen = networks.choose(parsed)
-    if chosen is None:
+    usable = networks.usable(parsed)
+    if not usable:
         raise ConfigError(
             f"server {server_id[:16]} cannot be reached: {networks.why_unreachable(parsed)}"
         )
-    nurl, provider = chosen
+    (nurl, provider), *alternatives = usable  # every announced address is tried
     furl = ann.get("anonymous-storage-FURL")
     lease_seed = parse_furl(str(furl)).tubid if furl else sha256d(nurl.spki_hash.encode())[:20]
     return HttpStorageClient(
@@ -107,6 +113,7 @@ def storage_client_for(
         lease_seed=lease_seed,
         permutation_seed=permutation_seed_for(server_id, ann),
         network=provider,
+        alternatives=alternatives,
     )
 
 
@@ -189,6 +196,13 @@ async def open_client(
     static = node.servers()
     clients = []
     for sid, ann in servers.items():
+        if foolscap_only(ann):
+            log.warning(
+                "skipping server %s: it offers only Foolscap (an anonymous-storage-FURL, "
+                "no NURL), and veil speaks only Tahoe's HTTP storage protocol",
+                sid[:16],
+            )
+            continue
         try:
             clients.append(storage_client_for(sid, ann, networks))
         except VeilError as exc:

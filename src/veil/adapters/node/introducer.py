@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from veil.adapters.http.storage_client import NO_AUTO_HEADERS
+from veil.adapters.http.routes import NO_AUTO_HEADERS
 from veil.adapters.http.storage_server import RunningServer
 from veil.adapters.http.tls import SpkiPin
 from veil.adapters.net.connection_policy import Networks
@@ -131,7 +131,7 @@ async def _request(
         host=nurl.host, port=nurl.port, tls=SpkiPin(nurl.spki_hash), isolation_key=name
     )
     timeout = TOR_TIMEOUT if provider.name == "tor" else TIMEOUT
-    # a fixed, neutral header set (no User-Agent): see storage_client.NO_AUTO_HEADERS
+    # a fixed, neutral header set (no User-Agent): see veil.adapters.http.routes
     headers = {
         "Authorization": _auth(nurl.swissnum),
         "Accept": "application/json",
