@@ -19,6 +19,7 @@ from veil import __version__
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, Unauthorized
 from veil.formats.container import LEASE_DURATION, Lease
 from veil.formats.storage_types import TestWrite, TestWriteResult
+from veil.formats.wire_batch import EXTENSION
 from veil.services.advisories import Advisories
 from veil.services.backend import Backend
 from veil.services.interfaces import (
@@ -32,6 +33,10 @@ from veil.services.mutable_store import MutableStore
 from veil.services.reservations import FRESH_SHARE_OF_SPACE, Upload, Uploads
 
 MAX_SHARE_NUMBER = 255
+
+
+# The version answer names veil and the extensions it serves (see wire_batch).
+APPLICATION_VERSION = b"veil/" + __version__.encode() + b" +" + EXTENSION
 
 
 class OutOfRange(ServerFull):
@@ -55,7 +60,7 @@ class StorageServer:
         reserved_space: int = 0,
         readonly: bool = False,
         clock: Callable[[], float] = time.time,
-        application_version: bytes = b"veil/" + __version__.encode(),
+        application_version: bytes = APPLICATION_VERSION,
         nodeid: bytes = bytes(20),
     ) -> None:
         self.backend = backend

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from veil.adapters.http.batch_routes import add_batch_routes
 from veil.adapters.http.connection_guard import ConnectionLimits, GuardedRunner
 from veil.adapters.http.request_parsing import (
     CANCEL,
@@ -103,6 +104,7 @@ class StorageHTTPApp:
         app.router.add_get(f"{v1}/mutable/{_SI}/shares", self.mutable_shares)
         app.router.add_get(f"{v1}/mutable/{_SI}/{_SHNUM}", self.mutable_read, allow_head=False)
         app.router.add_post(f"{v1}/mutable/{_SI}/{_SHNUM}/corrupt", self.mutable_corrupt)
+        add_batch_routes(app, self.service, self._core)  # veil's extension (wire_batch)
         return app
 
     @web.middleware
