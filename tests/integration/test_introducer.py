@@ -81,7 +81,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
             )
             assert r.returncode == 0
         for i in range(5):
-            g.wait_for(g.root / f"s{i}" / "announcement.yaml")
+            g.wait_for(g.root / f"s{i}" / "private" / "announcement.yaml")
         yield g
     finally:
         g.stop_all()
@@ -113,7 +113,7 @@ def test_restarted_server_keeps_identity_and_shares(grid: Grid) -> None:
     node_id = (grid.root / "s0" / "node.pubkey").read_text()
     grid.stop("s0")
     grid.start("s0")
-    grid.wait_for(grid.root / "s0" / "announcement.yaml")
+    grid.wait_for(grid.root / "s0" / "private" / "announcement.yaml")
     assert (grid.root / "s0" / "node.pubkey").read_text() == node_id
     for i in (1, 2, 3):  # only s0 and s4 remain: k=2 must come from them
         grid.stop(f"s{i}")
@@ -124,7 +124,7 @@ def test_restarted_server_keeps_identity_and_shares(grid: Grid) -> None:
         for i in (1, 2, 3):
             grid.start(f"s{i}")
         for i in (1, 2, 3):
-            grid.wait_for(grid.root / f"s{i}" / "announcement.yaml")
+            grid.wait_for(grid.root / f"s{i}" / "private" / "announcement.yaml")
     assert connected(grid, "c1") == 5
 
 
@@ -137,8 +137,10 @@ def test_killed_introducer_does_not_stop_uploads(grid: Grid) -> None:
         assert r.returncode == 0, r.stderr
         assert veil("-d", str(grid.root / "c1"), "get", r.stdout.decode().strip()).stdout == data
     finally:
+        furl = grid.root / "intro" / "private" / "introducer.furl"
+        furl.unlink()
         grid.start("intro")
-        time.sleep(1)
+        grid.wait_for(furl)  # written once it listens
 
 
 def _post(nurl_text: str, body: bytes) -> int:

@@ -3,7 +3,7 @@
 ``VeilNodes`` creates storage servers (onion-only, TCP, or both), an
 introducer and clients with ``veil create-*``, runs each server as its own
 ``veil run`` process (stopped by PID), and writes a client's
-``servers.yaml`` from the servers' ``announcement.yaml``. Every server's tor
+``servers.yaml`` from the servers' ``private/announcement.yaml``. Every server's tor
 settings come from the environment given to it, as on a real system.
 """
 
@@ -46,7 +46,9 @@ class Server:
 
     @property
     def announcement(self) -> dict[str, Any]:
-        doc: dict[str, Any] = yaml.safe_load((self.path / "announcement.yaml").read_text())
+        doc: dict[str, Any] = yaml.safe_load(
+            (self.path / "private" / "announcement.yaml").read_text()
+        )
         return doc
 
     @property
@@ -104,7 +106,7 @@ class VeilNodes:
         veil(*args)
         for key, value in (config or {}).items():
             veil("-d", str(path), "config", "set", key, value)
-        server = Server(path, self._run(path, env, path / "announcement.yaml"))
+        server = Server(path, self._run(path, env, path / "private" / "announcement.yaml"))
         self.servers.append(server)
         return server
 

@@ -1,14 +1,20 @@
-"""The keys veil reads from ``tahoe.cfg``, their types, defaults and meanings.
+"""The keys of ``tahoe.cfg``: every one Tahoe-LAFS 1.20 accepts, plus veil's own.
 
-``validate`` checks a parsed configuration against ``SCHEMA`` and returns
-every problem as one line naming the file, section, key and what is allowed.
-Keys that Tahoe-LAFS writes but veil does not use yet are accepted (so a
-Tahoe node directory loads) and marked as such. ``[node] anonymize`` is an
-older synonym of ``reveal-IP-address = false``.
+``validate`` checks a parsed configuration against ``SCHEMA`` (and the
+cross-key rules of ``cross_problems``) and returns every problem as one line
+naming the file, section, key and what is allowed. Every key and section
+Tahoe 1.20 accepts loads (its ``allmydata.client._client_config`` and
+``allmydata.node._common_valid_config``); a key veil does not act on is
+marked ``used=False`` and ``ignored`` names each one that is set to
+something other than "off", so the caller can warn once. ``[node]
+anonymize`` is an older synonym of ``reveal-IP-address = false``.
+
+``markdown_table`` renders the README's configuration table from ``SCHEMA``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +22,9 @@ from dataclasses import dataclass
 Check = Callable[[str], str | None]  # returns a problem, or None when the value is fine
 
 _BOOLS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
-_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]?[bB]?\s*$")
+_OFF = {"", "false", "no", "off", "0", "disabled", "none"}
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]?[iI]?[bB]?\s*$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def _bool(v: str) -> str | None:
@@ -49,6 +57,26 @@ def _choice(*allowed: str) -> Check:
     return check
 
 
+def normalize_host(host: str) -> str:
+    """A host name as compared everywhere: lower case, one trailing dot removed."""
+    return host.strip().lower().removesuffix(".")
+
+
+def is_host(text: str) -> bool:
+    """True for an IPv4/IPv6 address (brackets allowed) or a DNS name."""
+    host = normalize_host(text)
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return True
+    except ValueError:
+        pass
+    return len(host) <= 253 and all(_LABEL.match(label) for label in host.split("."))
+
+
+def _hostname(v: str) -> str | None:
+    return None if is_host(v) else "must be a host name or an IP address (such as 127.0.0.1)"
+
+
 def _endpoint(v: str) -> str | None:
     from veil.errors import ConfigError
     from veil.formats.tor_settings import parse_endpoint
@@ -66,11 +94,25 @@ class Key:
     default: str
     meaning: str
     used: bool = True
+    tahoe_use: str = ""  # for a key veil ignores: what Tahoe does with it
 
+
+def _tahoe(use: str, check: Check = _text, default: str = "") -> Key:
+    """A key Tahoe accepts and veil ignores (a warning says so when it is set)."""
+    return Key(check, default, f"Tahoe: {use} (ignored by veil)", False, use)
+
+
+def _tahoe_flag(use: str) -> Key:
+    return _tahoe(use, _bool, "false")
+
+
+_EXPIRY = "lease expiry (veil does not expire leases yet)"
 
 SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "node": {
-        "nickname": Key(_text, "(directory name)", "name shown to other nodes"),
+        "nickname": Key(
+            _text, "(empty)", "name shown to other nodes (hiding the IP: a warning if set)"
+        ),
         "reveal-IP-address": Key(
             _bool,
             "true",
@@ -78,22 +120,16 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
             "IP address",
         ),
         "anonymize": Key(_bool, "false", "older synonym of reveal-IP-address = false"),
-        "tub.port": Key(_text, "", "Tahoe's Foolscap listener (accepted, not used)", False),
+        "tub.port": Key(_text, "", "a Tahoe node directory's storage listener (tcp:PORT)"),
         "tub.location": Key(
-            _text, "", "announced locations; its tor: hint records the node's onion address"
+            _text, "", "announced locations (a Tahoe node's NURLs; a veil node's onion address)"
         ),
-        "web.port": Key(_text, "", "Tahoe's web gateway port (accepted, not used yet)", False),
-        "web.static": Key(
-            _text, "public_html", "Tahoe's static web files (accepted, not used)", False
-        ),
-        "log_gatherer.furl": Key(_text, "", "Tahoe log gatherer (accepted, not used)", False),
-        "timeout.keepalive": Key(
-            _text, "", "Tahoe connection keepalive (accepted, not used)", False
-        ),
-        "timeout.disconnect": Key(
-            _text, "", "Tahoe disconnect timeout (accepted, not used)", False
-        ),
-        "tempdir": Key(_text, "", "Tahoe temporary directory (accepted, not used)", False),
+        "web.port": Key(_text, "", "the web gateway, e.g. tcp:3456:interface=127.0.0.1"),
+        "web.static": _tahoe("static web files", default="public_html"),
+        "log_gatherer.furl": _tahoe("Foolscap log gatherer"),
+        "timeout.keepalive": _tahoe("connection keepalive"),
+        "timeout.disconnect": _tahoe("disconnect timeout"),
+        "tempdir": _tahoe("temporary directory"),
     },
     "client": {
         "shares.needed": Key(_int(1, 256), "3", "k: shares needed to rebuild a file"),
@@ -104,34 +140,52 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "shares._max_immutable_segment_size_for_testing": Key(
             _int(1, 2**30), "1048576", "maximum segment size"
         ),
-        "introducer.furl": Key(_text, "", "Tahoe introducer (accepted, not used yet)", False),
-        "helper.furl": Key(_text, "", "Tahoe upload helper (accepted, not used)", False),
-        "force_foolscap": Key(
-            _bool, "false", "Tahoe's Foolscap switch (veil speaks HTTPS only)", False
-        ),
-        "peers.preferred": Key(_text, "", "servers to prefer (accepted, not used yet)", False),
+        "introducer.furl": _tahoe("Foolscap introducer (use private/introducers.yaml)"),
+        "helper.furl": _tahoe("upload helper"),
+        "key_generator.furl": _tahoe("RSA key generator"),
+        "mutable.format": _tahoe("default mutable format (use --format)", _choice("sdmf", "mdmf")),
+        "peers.preferred": _tahoe("servers to prefer"),
+        "storage.plugins": _tahoe("client storage plugins"),
+        "force_foolscap": _tahoe_flag("Foolscap instead of HTTPS"),
     },
     "storage": {
         "enabled": Key(_bool, "true", "serve storage when 'veil run'"),
-        "port": Key(_int(0, 65535), "0", "HTTPS port of the storage server (0: any free port)"),
+        "port": Key(_int(0, 65535), "(chosen at creation)", "HTTPS port of the storage server"),
         "hostname": Key(
-            _text,
+            _hostname,
             "127.0.0.1",
             "address bound and announced in the NURL (absent: onion service only)",
         ),
         "reserved_space": Key(_size, "0", "free disk space to leave untouched (10G, 500M)"),
-        "readonly": Key(_bool, "false", "accept no new shares; serve existing ones"),
-        "force_foolscap": Key(
-            _bool, "false", "Tahoe's Foolscap switch (accepted, not used)", False
-        ),
-        "expire.enabled": Key(_bool, "false", "lease expiry (accepted, not used yet)", False),
+        "readonly": Key(_bool, "false", "accept no new immutable shares; serve existing ones"),
+        "storage_dir": Key(_text, "storage", "where shares are kept (relative: to the node)"),
+        "anonymous": Key(_bool, "true", "false: no anonymous storage (veil then refuses to run)"),
+        "expire.enabled": _tahoe_flag(_EXPIRY),
+        "expire.mode": _tahoe(_EXPIRY, _choice("age", "cutoff-date"), "age"),
+        "expire.override_lease_duration": _tahoe(_EXPIRY),
+        "expire.cutoff_date": _tahoe(_EXPIRY),
+        "expire.immutable": _tahoe(_EXPIRY, _bool, "true"),
+        "expire.mutable": _tahoe(_EXPIRY, _bool, "true"),
+        "debug_discard": _tahoe_flag("discard share data (testing)"),
+        "plugins": _tahoe("server storage plugins"),
+        "grid_management": _tahoe_flag("grid-manager certificates"),
+        "force_foolscap": _tahoe_flag("Foolscap instead of HTTPS"),
     },
     "introducer": {
         "enabled": Key(_bool, "false", "run an introducer in this node ('veil create-introducer')"),
-        "port": Key(_int(0, 65535), "0", "HTTPS port of the introducer (0: any free port)"),
-        "hostname": Key(_text, "127.0.0.1", "address bound and announced in the introducer NURL"),
+        "port": Key(_int(0, 65535), "(chosen at creation)", "HTTPS port of the introducer"),
+        "hostname": Key(
+            _hostname, "127.0.0.1", "address bound and announced in the introducer NURL"
+        ),
     },
-    "helper": {"enabled": Key(_bool, "false", "Tahoe upload helper (accepted, not used)", False)},
+    "helper": {"enabled": _tahoe_flag("upload helper")},
+    "sftpd": {
+        "enabled": _tahoe_flag("SFTP front end"),
+        **{
+            k: _tahoe("SFTP front end")
+            for k in ("port", "host_pubkey_file", "host_privkey_file", "accounts.file")
+        },
+    },
     "connections": {
         "tcp": Key(
             _choice("tcp", "tor", "disabled"),
@@ -167,26 +221,61 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
             _text, "", "file of extra torrc lines for the launched tor (bridges, for example)"
         ),
     },
-    "i2p": {},
+    "i2p": {
+        k: _tahoe("I2P connections")
+        for k in (
+            "enabled",
+            "i2p.configdir",
+            "i2p.executable",
+            "launch",
+            "sam.port",
+            "dest",
+            "dest.port",
+            "dest.private_key_file",
+        )
+    },
 }
+
+# Sections that take any key: Tahoe's dynamic sections (grid managers, storage
+# plugins) and two it has dropped, accepted so old files load. None is used.
+OPEN_SECTIONS = {
+    "grid_managers": "grid managers whose certificates servers must carry",
+    "grid_manager_certificates": "this server's grid-manager certificates",
+    "ftpd": "the FTP front end (removed from Tahoe)",
+}
+OPEN_PREFIXES = {
+    "storageserver.plugins.": "a server storage plugin",
+    "storageclient.plugins.": "a client storage plugin",
+    "storage-plugin.": "a storage plugin",
+}
+
+
+def open_section(section: str) -> str | None:
+    """What an any-key section is for, or None when ``section`` is not one."""
+    if section in OPEN_SECTIONS:
+        return OPEN_SECTIONS[section]
+    return next((m for p, m in OPEN_PREFIXES.items() if section.startswith(p)), None)
+
+
+def _known(section: str) -> dict[str, Key] | None:
+    schema = SCHEMA.get(section)
+    return None if schema is None else {k.lower(): v for k, v in schema.items()}
 
 
 def validate(sections: Mapping[str, Mapping[str, str]], filename: str) -> list[str]:
     """Every problem in a parsed configuration, one line each (empty: all fine)."""
     problems = []
     for section, values in sections.items():
-        schema = SCHEMA.get(section)
-        known = None if schema is None else {k.lower(): v for k, v in schema.items()}
+        known = _known(section)
         if known is None:
-            allowed = ", ".join(f"[{s}]" for s in SCHEMA)
-            problems.append(f"{filename}: unknown section [{section}] (allowed: {allowed})")
+            if open_section(section) is None:
+                allowed = ", ".join(f"[{s}]" for s in SCHEMA)
+                problems.append(f"{filename}: unknown section [{section}] (allowed: {allowed})")
             continue
         for key, value in values.items():
             spec = known.get(key.lower())
             if spec is None:
-                if section == "i2p":
-                    continue  # I2P keys are accepted as they are until veil speaks I2P
-                close = ", ".join(sorted(schema or {})) or "none"
+                close = ", ".join(sorted(SCHEMA[section])) or "none"
                 problems.append(
                     f"{filename}: [{section}] {key} is not a known key (allowed: {close})"
                 )
@@ -194,7 +283,53 @@ def validate(sections: Mapping[str, Mapping[str, str]], filename: str) -> list[s
             problem = spec.check(value)
             if problem:
                 problems.append(f"{filename}: [{section}] {key} = {value!r} {problem}")
-    return problems
+    return problems or cross_problems(sections, filename)
+
+
+def cross_problems(sections: Mapping[str, Mapping[str, str]], filename: str) -> list[str]:
+    """Rules between keys (k <= N, 1 <= happy <= N), checked when each key alone is fine."""
+    from veil.errors import UsageError
+    from veil.formats.params import EncodingParameters
+
+    client = {k.lower(): v for k, v in sections.get("client", {}).items()}
+    try:
+        EncodingParameters(
+            int(client.get("shares.needed", "3")),
+            int(client.get("shares.happy", "7")),
+            int(client.get("shares.total", "10")),
+        )
+    except (UsageError, ValueError) as exc:
+        return [f"{filename}: [client] {exc}"]
+    return []
+
+
+def ignored(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """One line per setting veil accepts but does not act on, when it is switched on."""
+    out = []
+    for section, values in sections.items():
+        known = _known(section)
+        if known is None:
+            meaning = open_section(section)
+            if meaning is not None and values:
+                out.append(f"[{section}] ({meaning}) is ignored: veil does not support it")
+            continue
+        for key, value in values.items():
+            spec = known.get(key.lower())
+            if spec is None or spec.used:
+                continue
+            v = value.strip().lower()
+            if v in _OFF or v == spec.default.lower():
+                continue
+            if key.lower() == "expire.enabled":
+                out.append(
+                    "[storage] expire.enabled = true is ignored: veil does not expire leases "
+                    "yet, so no share is ever deleted for an expired lease"
+                )
+            else:  # the value is not shown: a fURL holds a secret
+                out.append(
+                    f"[{section}] {key} is set, but veil ignores it (Tahoe: {spec.tahoe_use})"
+                )
+    return out
 
 
 def hides_ip(sections: Mapping[str, Mapping[str, str]]) -> bool:
@@ -203,3 +338,13 @@ def hides_ip(sections: Mapping[str, Mapping[str, str]]) -> bool:
     return node.get("reveal-ip-address") in ("false", "no", "off", "0") or node.get(
         "anonymize"
     ) in ("true", "yes", "on", "1")
+
+
+def markdown_table() -> str:
+    """The README's table of every key: section, key, default, meaning."""
+    rows = ["| section | key | default | meaning |", "|---|---|---|---|"]
+    for section, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            default = spec.default or "(empty)"
+            rows.append(f"| `[{section}]` | `{key}` | {default} | {spec.meaning} |")
+    return "\n".join(rows) + "\n"

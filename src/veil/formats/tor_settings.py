@@ -119,7 +119,8 @@ def _lower(section: Mapping[str, str]) -> dict[str, str]:
 
 
 def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
+    host = _normal_host(host)
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -150,13 +151,11 @@ def privacy_problems(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
         )
     if not _flag(tor, "enabled", True):
         problems.append("[tor] enabled = false leaves no way to connect; set it to true")
-    location = [h.strip() for h in node.get("tub.location", "").split(",") if h.strip()]
-    for hint in location:
-        if hint in ("AUTO", "AUTODETECT") or hint.startswith("tcp:") or _legacy_hint(hint):
-            problems.append(
-                f"[node] tub.location announces {hint!r}, which reveals this machine's address; "
-                "announce only tor: (onion) locations"
-            )
+    for hint in revealing_hints(node.get("tub.location", "")):
+        problems.append(
+            f"[node] tub.location announces {hint!r}, which is not an onion (or I2P) location: "
+            "it reveals this machine's address; announce only tor:NAME.onion:PORT locations"
+        )
     onion = _flag(tor, "onion", False)
     for name, section, enabled in (
         ("storage", storage, _flag(storage, "enabled", True)),
@@ -176,6 +175,17 @@ def privacy_problems(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
                 f"[{name}] hostname = {host} would listen on a network interface; "
                 "an onion service listens on 127.0.0.1 only (remove the setting)"
             )
+    tub_port = node.get("tub.port", "")
+    listens = tub_port.lower() not in ("", "disabled")
+    if (
+        listens
+        and not tub_port.lower().startswith(("listen:tor", "listen:i2p"))
+        and not is_loopback(_web_interface(tub_port) or "0.0.0.0")
+    ):
+        problems.append(
+            f"[node] tub.port = {tub_port} listens on every interface; "
+            "add :interface=127.0.0.1 (or set it to disabled)"
+        )
     web = node.get("web.port", "")
     if web and web.lower() != "none" and not is_loopback(_web_interface(web) or "0.0.0.0"):
         problems.append(
@@ -185,7 +195,35 @@ def privacy_problems(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
     return problems
 
 
-def _legacy_hint(hint: str) -> bool:
-    """Foolscap's old ``HOST:PORT`` hint form (a TCP location)."""
-    parts = hint.rsplit(":", 1)
-    return len(parts) == 2 and parts[1].isdigit() and ":" not in parts[0].strip("[]")
+def _normal_host(host: str) -> str:
+    """Lower case, one trailing dot removed (as ``config_schema.normalize_host``)."""
+    return host.strip().lower().removesuffix(".")
+
+
+def anonymous_hint(hint: str) -> bool:
+    """True only for ``tor:NAME.onion:PORT`` and ``i2p:NAME.i2p[:PORT]`` hints, in any case."""
+    scheme, _, rest = hint.strip().partition(":")
+    scheme = scheme.lower()
+    if scheme == "i2p" and ":" not in rest:
+        rest += ":0"  # i2p:NAME.i2p has no port
+    host, sep, port = rest.rpartition(":")
+    host = _normal_host(host)
+    suffix = {"tor": ".onion", "i2p": ".i2p"}.get(scheme)
+    if suffix is None or not sep or ":" in host or not port.isdigit():
+        return False
+    return host.endswith(suffix) and len(host) > len(suffix)
+
+
+def revealing_hints(location: str) -> list[str]:
+    """Every ``tub.location`` hint that is not an onion or I2P one (``disabled``: none)."""
+    if location.strip().lower() in ("", "disabled"):
+        return []
+    hints = [h.strip() for h in location.split(",") if h.strip()]
+    return [h for h in hints if not anonymous_hint(h)]
+
+
+def onion_of_hint(hint: str) -> str | None:
+    """The normalized onion name of a ``tor:`` hint, or None."""
+    if not anonymous_hint(hint) or not hint.strip().lower().startswith("tor:"):
+        return None
+    return _normal_host(hint.strip()[4:].rpartition(":")[0])

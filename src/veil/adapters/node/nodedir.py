@@ -10,33 +10,49 @@ Layout (Tahoe-compatible where Tahoe has the same file):
     NODEDIR/private/storage.swissnum  swissnum of the storage service     (0600)
     NODEDIR/private/tls.key, tls.crt  the storage server's TLS identity   (0600)
     NODEDIR/private/servers.yaml      static servers, Tahoe's format
+    NODEDIR/private/announcement.yaml written by a running storage node  (0600)
     NODEDIR/storage/                  shares, Tahoe's storage layout
-    NODEDIR/announcement.yaml         written by a running storage node
 
 Every secret is made once, at creation, so a copy of the directory is a
-complete backup of the node.
+complete backup of the node. Modes are set whatever the umask: the node
+directory and ``private/`` 0700, ``tahoe.cfg`` 0600 (it may hold fURLs),
+secrets 0600, ``node.pubkey`` 0644.
+
+A node directory made by Tahoe-LAFS 1.20 opens as it is (``tahoe_layout``):
+its TLS identity is ``private/node.pem``, its storage swissnum the one in
+``private/storage.furl``; veil reads those files and never writes them.
+Every file is read fail-closed (``veil.adapters.node.files``): one that is
+there but unreadable stops the command, and so does an empty or malformed
+secret.
 """
 
 from __future__ import annotations
 
-import configparser
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from veil.errors import ConfigError
+from veil.adapters.node import server_lists
+from veil.adapters.node.files import (
+    check_secrets,
+    parse_config,
+    present,
+    read_text,
+    warn_once,
+    write_private,
+    write_public,
+)
+from veil.errors import ConfigError, VeilError
 from veil.formats import base32, config_schema
 from veil.formats.params import EncodingParameters
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from veil.formats.nurl import FURL
 
-def write_private(path: Path, data: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
+__all__ = ["NodeDirectory", "StorageSettings", "parse_size", "write_private"]
 
 
 @dataclass(frozen=True)
@@ -68,17 +84,12 @@ class NodeDirectory:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.config_path = path / "tahoe.cfg"
-        if not self.config_path.exists():
+        if not present(self.config_path):
             raise ConfigError(
                 f"{path} is not a veil node directory (no tahoe.cfg)",
                 hint="create one with: veil create-node DIR",
             )
-        self.config = configparser.ConfigParser(interpolation=None)
-        try:
-            self.config.read(self.config_path, encoding="utf-8")
-        except configparser.Error as exc:
-            first = str(exc).splitlines()[0]
-            raise ConfigError(f"{self.config_path} cannot be parsed: {first}") from None
+        self.config = parse_config(read_text(self.config_path), self.config_path)
         sections = {s: dict(self.config[s]) for s in self.config.sections()}
         problems = config_schema.validate(sections, str(self.config_path))
         if problems:
@@ -90,6 +101,36 @@ class NodeDirectory:
             )
         self.hides_ip = config_schema.hides_ip(sections)
         self._sections = sections
+        check_secrets(self.private)
+        self.servers()  # every file that is there must read and parse
+        self.introducers()
+        for line in config_schema.ignored(sections):
+            warn_once(f"{self.config_path}: {line}")
+        if self.hides_ip and self.get("node", "nickname", "").strip():
+            warn_once(
+                f"{self.config_path}: [node] nickname is set and announced to every server "
+                "and introducer; a name can identify you even when your IP address is hidden"
+            )
+
+    @property
+    def tahoe_layout(self) -> bool:
+        """True for a node directory made by Tahoe (``node.pem``, no veil TLS files)."""
+        return present(self.private / "node.pem") and not present(self.private / "tls.crt")
+
+    def tls_files(self) -> tuple[Path, Path] | None:
+        """(key, certificate) of the storage server's TLS identity, or None if not made."""
+        key, cert = self.private / "tls.key", self.private / "tls.crt"
+        if present(key) and present(cert):
+            return key, cert
+        if self.tahoe_layout:
+            return self.private / "node.pem", self.private / "node.pem"
+        return None
+
+    def certificate_pem(self) -> bytes:
+        files = self.tls_files()
+        if files is None:
+            raise ConfigError(f"{self.private} holds no TLS identity (tls.crt or node.pem)")
+        return read_text(files[1]).encode("ascii", "replace")
 
     def require_network_allowed(self) -> None:
         """Fail closed: a node that hides its IP address starts only if no setting
@@ -114,19 +155,23 @@ class NodeDirectory:
 
         name = self.get("tor", "onion.private_key_file", "private/tor_onion.privkey").strip()
         path = self.path / name
-        if not path.exists():
+        if not present(path):
             write_private(path, OnionKey.from_seed(os.urandom(32)).to_blob() + "\n")
         try:
-            return parse_key_blob(path.read_text())
+            return parse_key_blob(read_text(path))
+        except ConfigError:
+            raise
         except Exception as exc:
             raise ConfigError(f"{path} is not an onion key: {exc}") from None
 
     def recorded_onion(self) -> str | None:
         """The onion address this node announced before (``tub.location``), if any."""
+        from veil.formats.tor_settings import onion_of_hint
+
         for hint in self.get("node", "tub.location", "").split(","):
-            parts = hint.strip().split(":")
-            if len(parts) == 3 and parts[0] == "tor" and parts[1].endswith(".onion"):
-                return parts[1].lower()
+            onion = onion_of_hint(hint)
+            if onion is not None:
+                return onion
         return None
 
     def section(self, name: str) -> dict[str, str]:
@@ -148,44 +193,22 @@ class NodeDirectory:
         hostname: str | None = "127.0.0.1",
         params: EncodingParameters | None = None,
     ) -> NodeDirectory:
-        """Make a new node directory with fresh secrets; refuse to overwrite one."""
-        if (path / "tahoe.cfg").exists():
-            raise ConfigError(f"{path} already holds a node; refusing to overwrite it")
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        """Make a new node directory with fresh secrets; refuse to overwrite one
+        (``veil.adapters.node.creation``: ``port`` 0 picks a port to keep)."""
+        from veil.adapters.node.creation import create_files
 
-        p = params or EncodingParameters()
-        (path / "private").mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path / "private", 0o700)
-        cfg = configparser.ConfigParser(interpolation=None)
-        cfg["node"] = {"nickname": nickname or path.name}
-        cfg["client"] = {
-            "shares.needed": str(p.needed),
-            "shares.happy": str(p.happy),
-            "shares.total": str(p.total),
-        }
-        cfg["storage"] = {
-            "enabled": "true" if storage else "false",
-            "port": str(port),
-            "reserved_space": "0",
-            "readonly": "false",
-        }
-        if hostname is not None:  # None: reached only as an onion service
-            cfg["storage"]["hostname"] = hostname
-        key = Ed25519PrivateKey.generate()
-        seed = key.private_bytes_raw()
-        pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        write_private(path / "private" / "node.privkey", "priv-v0-" + base32.b2a(seed) + "\n")
-        (path / "node.pubkey").write_text("pub-v0-" + base32.b2a(pub) + "\n")
-        for name, size in (("convergence", 32), ("secret", 32)):
-            write_private(path / "private" / name, base32.b2a(os.urandom(size)) + "\n")
-        write_private(path / "private" / "storage.swissnum", base32.b2a(os.urandom(20)) + "\n")
-        from veil.adapters.http.tls import create_identity
-
-        create_identity(path / "private" / "tls.key", path / "private" / "tls.crt")
-        with open(path / "tahoe.cfg", "w", encoding="utf-8") as f:
-            cfg.write(f)
+        create_files(
+            path, nickname=nickname, storage=storage, port=port, hostname=hostname, params=params
+        )
         return cls(path)
+
+    def save_config(self) -> None:
+        """Write ``self.config`` to ``tahoe.cfg`` atomically, mode 0600."""
+        import io
+
+        text = io.StringIO()
+        self.config.write(text)
+        write_private(self.config_path, text.getvalue())
 
     # -- settings ---------------------------------------------------------
 
@@ -232,14 +255,25 @@ class NodeDirectory:
             readonly=self.get_bool("storage", "readonly", False),
         )
 
+    def storage_dir(self) -> Path:
+        """Where shares live: ``[storage] storage_dir`` (relative to the node), as Tahoe."""
+        name = self.get("storage", "storage_dir", "storage").strip() or "storage"
+        return self.path / os.path.expanduser(name)
+
     # -- secrets ------------------------------------------------------------
+
+    def _read_private(self, name: str) -> str:
+        path = self.private / name
+        if not present(path):
+            raise ConfigError(f"{path} is missing; this node directory is incomplete")
+        return read_text(path).strip()
 
     def _secret(self, name: str) -> bytes:
         path = self.private / name
         try:
-            return base32.a2b(path.read_text().strip())
-        except FileNotFoundError:
-            raise ConfigError(f"{path} is missing; this node directory is incomplete") from None
+            return base32.a2b(self._read_private(name))
+        except ConfigError:
+            raise
         except Exception:
             raise ConfigError(f"{path} is damaged (expected base32 text)") from None
 
@@ -250,87 +284,66 @@ class NodeDirectory:
         return self._secret("secret")
 
     def swissnum(self) -> str:
-        return (self.private / "storage.swissnum").read_text().strip()
+        """The storage swissnum: veil's ``storage.swissnum``, or a Tahoe node's, from
+        ``private/storage.furl`` (Tahoe 1.20 serves HTTPS storage under the fURL's)."""
+        if present(self.private / "storage.swissnum") or not present(self.private / "storage.furl"):
+            return self._read_private("storage.swissnum")
+        return self.storage_furl().swissnum
+
+    def storage_furl(self) -> FURL:
+        """A Tahoe node's ``private/storage.furl``, parsed."""
+        from veil.formats.nurl import parse_furl
+
+        try:
+            return parse_furl(self._read_private("storage.furl"))
+        except VeilError:
+            raise ConfigError(f"{self.private / 'storage.furl'} is not a fURL") from None
+
+    def permutation_seed(self) -> str:
+        """The seed announced to clients: Tahoe's ``permutation-seed`` file if there is
+        one, else the b32 of the node id text (what Tahoe writes for a new node)."""
+        if present(self.path / "permutation-seed"):
+            return read_text(self.path / "permutation-seed").strip()
+        return base32.b2a(self.node_id().removeprefix("v0-").encode("ascii"))
 
     def node_key(self) -> Ed25519PrivateKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        text = (self.private / "node.privkey").read_text().strip()
+        text = self._read_private("node.privkey")
         return Ed25519PrivateKey.from_private_bytes(base32.a2b(text.removeprefix("priv-v0-")))
 
     def node_id(self) -> str:
-        text = (self.path / "node.pubkey").read_text().strip()
-        return "v0-" + text.removeprefix("pub-v0-")
+        path = self.path / "node.pubkey"
+        if not present(path):
+            raise ConfigError(f"{path} is missing; this node directory is incomplete")
+        return "v0-" + read_text(path).strip().removeprefix("pub-v0-")
 
-    # -- static servers -----------------------------------------------------
+    # -- static servers and introducers (veil.adapters.node.server_lists) ---
 
     def servers(self) -> dict[str, dict[str, Any]]:
         """``private/servers.yaml`` as {server id: announcement dict}."""
-        import yaml
-
-        path = self.private / "servers.yaml"
-        if not path.exists():
-            return {}
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
-        storage = doc.get("storage") if isinstance(doc, dict) else None
-        if not isinstance(storage, dict):
-            raise ConfigError(f"{path} must have a top-level 'storage:' mapping")
-        out: dict[str, dict[str, Any]] = {}
-        for server_id, entry in storage.items():
-            ann = entry.get("ann") if isinstance(entry, dict) else None
-            if not isinstance(ann, dict):
-                raise ConfigError(f"{path}: server {server_id} has no 'ann:' mapping")
-            out[str(server_id)] = ann
-        return out
+        return server_lists.read_servers(self.private / "servers.yaml")
 
     def introducers(self) -> dict[str, str]:
         """``private/introducers.yaml`` as {petname: introducer NURL}."""
-        import yaml
-
-        path = self.private / "introducers.yaml"
-        if not path.exists():
-            return {}
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            raise ConfigError(f"{path} is not valid YAML") from None
-        entries = doc.get("introducers") if isinstance(doc, dict) else None
-        if not isinstance(entries, dict):
-            raise ConfigError(f"{path} must have a top-level 'introducers:' mapping")
-        out = {}
-        for petname, entry in entries.items():
-            furl = entry.get("furl") if isinstance(entry, dict) else None
-            if not isinstance(petname, str) or not isinstance(furl, str):
-                raise ConfigError(f"{path}: introducer {petname!r} needs a string 'furl:'")
-            out[petname] = furl
-        return out
+        return server_lists.read_introducers(self.private / "introducers.yaml")
 
     def add_introducer(self, petname: str, nurl: str) -> None:
-        import yaml
-
         entries = self.introducers()
         entries[petname] = nurl
-        doc = {"introducers": {p: {"furl": f} for p, f in entries.items()}}
-        write_private(self.private / "introducers.yaml", yaml.safe_dump(doc))
+        server_lists.write_introducers(self.private / "introducers.yaml", entries)
+
+    def write_servers(self, servers: dict[str, dict[str, Any]]) -> None:
+        server_lists.write_servers(self.private / "servers.yaml", servers)
 
     def next_seqnum(self) -> int:
         """A new announcement sequence number, kept in ``announcement-seqnum``."""
         path = self.path / "announcement-seqnum"
-        try:
-            current = int(path.read_text().strip())
-        except (OSError, ValueError):
-            current = 0
-        path.write_text(f"{current + 1}\n")
+        current = 0
+        if present(path):
+            try:
+                current = int(read_text(path).strip() or "0")
+            except ValueError:
+                raise ConfigError(f"{path} is damaged (expected a number)") from None
+        write_public(path, f"{current + 1}\n")
         return current + 1
-
-    def write_servers(self, servers: dict[str, dict[str, Any]]) -> None:
-        import yaml
-
-        doc = {"storage": {sid: {"ann": ann} for sid, ann in servers.items()}}
-        write_private(self.private / "servers.yaml", yaml.safe_dump(doc, sort_keys=True))

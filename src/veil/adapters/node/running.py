@@ -1,13 +1,19 @@
 """A running node: storage service and/or introducer, for ``veil run``.
 
 On start it makes the TLS identity if the node has none yet (kept in
-``private/`` so NURLs survive restarts) and listens. A storage node writes
-``announcement.yaml`` (its id and the ``ann`` a client puts in
+``private/`` so NURLs survive restarts) and listens on the port chosen at
+creation. A storage node writes ``private/announcement.yaml`` (mode 0600: it
+holds the swissnum; its id and the ``ann`` a client puts in
 ``private/servers.yaml``, Tahoe's format including the
 ``anonymous-storage-FURL`` Tahoe 1.20 clients require) and publishes the
 signed announcement to every introducer in ``private/introducers.yaml``,
 retrying with backoff. An introducer node writes its NURL to
 ``private/introducer.furl``.
+
+A Tahoe 1.20 storage node directory is served as it is: the listener is its
+``tub.port``, the NURLs are the ones Tahoe announces (one per ``tcp:``/``tor:``
+hint of ``tub.location``, Tahoe's ``node.pem`` certificate, the swissnum of
+``private/storage.furl``), and its identity files are only read.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from veil import __version__
 from veil.adapters.http.storage_server import RunningServer, start_storage_http
 from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem, tubid_text
 from veil.adapters.net.connection_policy import Networks, networks_for
+from veil.adapters.node.files import present, read_text, warn_once, write_private
 from veil.adapters.node.introducer import IntroducerService, publish, start_introducer
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.adapters.storage.disk import DiskBackend
@@ -39,33 +46,71 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
+ANNOUNCEMENT = "announcement.yaml"  # in private/: it holds the swissnum
 
 
 def announcement(
     node: NodeDirectory, host: str | None, port: int, onion: tuple[str, int] | None = None
 ) -> dict[str, Any]:
     """The storage announcement: a ``pb://`` NURL for a TCP listener (``host``),
-    a ``pb+tor://`` NURL for an onion service (``onion`` = address, port)."""
-    cert_pem = (node.private / "tls.crt").read_bytes()
+    a ``pb+tor://`` NURL for an onion service (``onion`` = address, port); for a
+    Tahoe node directory, the NURLs and fURL Tahoe itself announces."""
+    cert_pem = node.certificate_pem()
     swissnum = node.swissnum()
     spki = spki_hash_of_pem(cert_pem)
     nurls, hints = [], []
-    if host is not None:
-        nurls.append(NURL("pb", spki, host, port, swissnum).to_string())
-        hints.append(f"tcp:{host}:{port}")
-    if onion is not None:
-        nurls.append(NURL("pb+tor", spki, onion[0], onion[1], swissnum).to_string())
-        hints.append(f"tor:{onion[0]}:{onion[1]}")
-    node_id = node.node_id()
-    seed = base32.b2a(node_id.removeprefix("v0-").encode("ascii"))
+    if node.tahoe_layout:
+        for scheme, hint_host, hint_port in tahoe_hints(node):
+            nurls.append(NURL(scheme, spki, hint_host, hint_port, swissnum).to_string())
+        furl = read_text(node.private / "storage.furl").strip()
+    else:
+        if host is not None:
+            nurls.append(NURL("pb", spki, host, port, swissnum).to_string())
+            hints.append(f"tcp:{host}:{port}")
+        if onion is not None:
+            nurls.append(NURL("pb+tor", spki, onion[0], onion[1], swissnum).to_string())
+            hints.append(f"tor:{onion[0]}:{onion[1]}")
+        furl = f"pb://{tubid_text(cert_pem)}@{','.join(hints)}/{swissnum}"
     return {
-        "nickname": node.get("node", "nickname", node.path.name),
-        "anonymous-storage-FURL": f"pb://{tubid_text(cert_pem)}@{','.join(hints)}/{swissnum}",
+        "nickname": node.get("node", "nickname", ""),
+        "anonymous-storage-FURL": furl,
         "anonymous-storage-NURLs": nurls,
-        "permutation-seed-base32": seed,
+        "permutation-seed-base32": node.permutation_seed(),
         "my-version": f"veil/{__version__}",
         "oldest-supported": "1.0.0",
     }
+
+
+def tahoe_hints(node: NodeDirectory) -> list[tuple[str, str, int]]:
+    """(scheme, host, port) for each ``tcp:``/``tor:`` hint of a Tahoe node's
+    ``tub.location``: Tahoe 1.20 announces one NURL for each (protocol_switch)."""
+    out = []
+    for hint in node.get("node", "tub.location", "").split(","):
+        kind, _, rest = hint.strip().partition(":")
+        host, _, port = rest.rpartition(":")
+        if kind in ("tcp", "tor") and host and port.isdigit():
+            out.append(("pb" if kind == "tcp" else "pb+tor", host, int(port)))
+    if not out:
+        raise ConfigError(
+            f"{node.config_path}: [node] tub.location has no tcp: or tor: hint, so this "
+            "Tahoe node announces no HTTPS storage address"
+        )
+    return out
+
+
+def tahoe_listener(node: NodeDirectory) -> tuple[str, int]:
+    """(interface, port) of a Tahoe node's ``tub.port`` (``tcp:PORT[:interface=IP]``)."""
+    text = node.get("node", "tub.port", "").strip()
+    fields = text.split(":")
+    named = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
+    plain = [f for f in fields[1:] if "=" not in f]
+    port = named.get("port") or (plain[0] if plain else "")
+    if fields[0] != "tcp" or "," in text or not port.isdigit():
+        raise ConfigError(
+            f"{node.config_path}: [node] tub.port = {text!r}: veil serves a Tahoe node "
+            "directory only on one tcp:PORT[:interface=ADDRESS] listener"
+        )
+    return named.get("interface", "0.0.0.0"), int(port)
 
 
 class StorageNode:
@@ -74,7 +119,14 @@ class StorageNode:
         self.node.require_network_allowed()
         self.settings = self.node.storage_settings()
         self.run_introducer = self.node.get_bool("introducer", "enabled", False)
-        self.web_port = self.node.get("node", "web.port", "").strip()
+        web_port = self.node.get("node", "web.port", "").strip()
+        self.web_port = "" if web_port.lower() in ("none", "disabled") else web_port
+        if self.settings.enabled and not self.node.get_bool("storage", "anonymous", True):
+            raise ConfigError(
+                f"{path}: [storage] anonymous = false asks for storage only through plugins, "
+                "which veil does not have",
+                hint="set [storage] enabled = false, or remove anonymous",
+            )
         if not self.settings.enabled and not self.run_introducer and not self.web_port:
             raise ConfigError(
                 f"{path}: [storage] enabled = false, so there is nothing to run",
@@ -85,6 +137,7 @@ class StorageNode:
         self.introducer: RunningServer | None = None
         self.web: RunningServer | None = None
         self.nurl = ""
+        self.announcement: dict[str, Any] = {}
         self.onion: OnionService | None = None
         self.networks: Networks | None = None
         self._publishers: list[asyncio.Task[None]] = []
@@ -94,9 +147,11 @@ class StorageNode:
         return self.node.node_id()
 
     def _tls(self) -> tuple[Path, Path]:
+        found = self.node.tls_files()
+        if found is not None:
+            return found
         key, cert = self.node.private / "tls.key", self.node.private / "tls.crt"
-        if not key.exists() or not cert.exists():
-            create_identity(key, cert)
+        create_identity(key, cert)  # a veil node made before identities came at creation
         return key, cert
 
     async def start(self) -> None:
@@ -108,10 +163,10 @@ class StorageNode:
             self.introducer = await self._listen("introducer", self._introducer_app(), context)
         if self.settings.enabled:
             self.server = StorageServer(
-                backend=DiskBackend(self.node.path / "storage"),
+                backend=DiskBackend(self.node.storage_dir()),
                 reserved_space=self.settings.reserved_space,
                 readonly=self.settings.readonly,
-                nodeid=base32.a2b(tubid_text(cert.read_bytes())),  # recorded with write enablers
+                nodeid=base32.a2b(tubid_text(self.node.certificate_pem())),  # in write enablers
             )
             self.http = await self._listen("storage", None, context)
         if self.onion_enabled:
@@ -132,6 +187,8 @@ class StorageNode:
     def _tcp_host(self, section: str) -> str | None:
         """The TCP address a service listens on and announces, or None when it is
         reached only as an onion service (or the node hides its IP address)."""
+        if self.node.tahoe_layout and section == "storage":
+            return tahoe_listener(self.node)[0]
         explicit = "hostname" in self.node.section(section)
         if self.onion_enabled and (self.node.hides_ip or not explicit):
             return None
@@ -145,6 +202,8 @@ class StorageNode:
             bind, port = "127.0.0.1", self.node.get_int("tor", "onion.local_port", 0)
             if section == "introducer" and self.settings.enabled:
                 port = 0
+        elif self.node.tahoe_layout and section == "storage":
+            bind, port = tahoe_listener(self.node)
         else:
             bind, port = host, self.node.get_int(section, "port", 0)
         try:
@@ -166,11 +225,10 @@ class StorageNode:
 
     def _introducer_app(self) -> IntroducerService:
         swiss_file = self.node.private / "introducer.swissnum"
-        if not swiss_file.exists():
-            swiss_file.write_text(base32.b2a(os.urandom(20)) + "\n")
-            os.chmod(swiss_file, 0o600)
+        if not present(swiss_file):
+            write_private(swiss_file, base32.b2a(os.urandom(20)) + "\n")
         return IntroducerService(
-            swiss_file.read_text().strip(), self.node.path / "introducer-state.json"
+            read_text(swiss_file).strip(), self.node.path / "introducer-state.json"
         )
 
     def _onion_ports(self) -> dict[str, tuple[int, int]]:
@@ -201,8 +259,8 @@ class StorageNode:
 
     def _write_introducer_furl(self, cert: Path) -> None:
         assert self.introducer is not None
-        swissnum = (self.node.private / "introducer.swissnum").read_text().strip()
-        spki = spki_hash_of_pem(cert.read_bytes())
+        swissnum = read_text(self.node.private / "introducer.swissnum").strip()
+        spki = spki_hash_of_pem(self.node.certificate_pem())
         host = self._tcp_host("introducer")
         if host is not None:
             nurl = NURL("pb", spki, host, self.introducer.port, swissnum)
@@ -210,7 +268,7 @@ class StorageNode:
             assert self.onion is not None
             port = self._onion_ports()["introducer"][0]
             nurl = NURL("pb+tor", spki, self.onion.address, port, swissnum)
-        (self.node.private / "introducer.furl").write_text(nurl.to_string() + "\n")
+        write_private(self.node.private / "introducer.furl", nurl.to_string() + "\n")
 
     def _announce(self) -> None:
         assert self.http is not None
@@ -220,9 +278,9 @@ class StorageNode:
             onion = (self.onion.address, self._onion_ports()["storage"][0])
         ann = announcement(self.node, host, self.http.port, onion)
         self.nurl = "tor" if host is None else f"{host}:{self.http.port}"
-        tmp = self.node.path / "announcement.yaml.tmp"
-        tmp.write_text(yaml.safe_dump({"server_id": self.server_id, "ann": ann}))
-        os.replace(tmp, self.node.path / "announcement.yaml")
+        self.announcement = ann
+        doc = {"server_id": self.server_id, "ann": ann}
+        write_private(self.node.private / ANNOUNCEMENT, yaml.safe_dump(doc))
         full = {
             **ann,
             "service-name": "storage",
@@ -235,11 +293,12 @@ class StorageNode:
         for petname, text in self.node.introducers().items():
             try:
                 nurl = parse_nurl(text)
-            except VeilError:
-                raise ConfigError(
+            except VeilError:  # a Tahoe (Foolscap) introducer: serve, but announce elsewhere
+                warn_once(
                     f"introducer {petname!r} in private/introducers.yaml is not an HTTPS "
-                    "introducer NURL (veil cannot use Foolscap introducers)"
-                ) from None
+                    "introducer NURL; veil cannot announce to Foolscap introducers"
+                )
+                continue
             self._publishers.append(asyncio.ensure_future(self._publish(petname, nurl, signed)))
 
     async def _publish(self, petname: str, nurl: NURL, signed: Any) -> None:
@@ -272,7 +331,7 @@ class StorageNode:
     async def stop(self) -> None:
         for task in self._publishers:
             task.cancel()
-        (self.node.path / "announcement.yaml").unlink(missing_ok=True)
+        (self.node.private / ANNOUNCEMENT).unlink(missing_ok=True)
         if self.onion is not None:
             await self.onion.stop()
         if self.networks is not None:

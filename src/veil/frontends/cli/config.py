@@ -1,15 +1,18 @@
 """``veil config list|get|set``: read and edit ``tahoe.cfg`` without a text editor.
 
-``set`` checks the new value against the schema before writing, and writes
-atomically, so a typo can never leave a node that will not start.
+``set`` loads the file as every command does (so an unreadable or broken one
+is refused), checks the new value and every cross-key rule (k <= N, happy
+within range) exactly as loading does, and writes atomically, keeping the
+file's mode but never making it writable by others: a typo can never leave a
+node that will not start.
 """
 
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -42,12 +45,6 @@ def _split(name: str) -> tuple[str, str]:
             hint="sections: " + ", ".join(SCHEMA) + "; see 'veil config list'",
         )
     return section, key
-
-
-def _node(args: argparse.Namespace) -> Path:
-    from veil.adapters.node.nodedir import NodeDirectory
-
-    return NodeDirectory(Path(args.node_directory)).config_path
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -90,23 +87,26 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def run_set(args: argparse.Namespace) -> int:
+    from veil.adapters.node.files import write_public
+    from veil.adapters.node.nodedir import NodeDirectory
     from veil.formats.config_schema import validate
 
     section, key = _split(args.key)
-    path = _node(args)
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(path, encoding="utf-8")
+    if "\n" in args.value or "\r" in args.value:
+        raise ConfigError(
+            f"{args.key}: a value cannot hold a line break", hint="nothing was changed"
+        )
+    node = NodeDirectory(Path(args.node_directory))  # refuses a file it cannot read or parse
+    cfg = node.config
     if not cfg.has_section(section):
         cfg.add_section(section)
     cfg.set(section, key, args.value)
-    problems = validate({s: dict(cfg[s]) for s in cfg.sections()}, str(path))
+    problems = validate({s: dict(cfg[s]) for s in cfg.sections()}, str(node.config_path))
     if problems:
         raise ConfigError(problems[0], hint="nothing was changed")
-    tmp = path.with_suffix(".cfg.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        cfg.write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from veil.adapters.node.creation import config_text
+
+    mode = stat.S_IMODE(os.stat(node.config_path).st_mode) & 0o644
+    write_public(node.config_path, config_text(cfg), mode | 0o600)
     sys.stdout.write(f"{section}.{key} = {args.value}\n")
     return 0

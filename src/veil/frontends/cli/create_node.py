@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("create-introducer", help="create an introducer node directory")
     p.add_argument("directory", nargs="?", help="where to create it (default: -d)")
     p.add_argument("--nickname", default="", help="a name for the introducer")
-    p.add_argument("--port", type=int, default=0, help="introducer listening port (0: any)")
+    p.add_argument(
+        "--port", type=int, default=0, help="introducer listening port (0: a free one, kept)"
+    )
     p.add_argument("--hostname", default="127.0.0.1", help="address announced to nodes")
     _add_tor_options(p)
     p.set_defaults(func=run_introducer)
@@ -54,9 +56,11 @@ def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) ->
     p = sub.add_parser(name, help=f"create {what} directory")
     p.set_defaults(client_only=client_only)
     p.add_argument("directory", nargs="?", help="where to create it (default: -d)")
-    p.add_argument("--nickname", default="", help="a name shown to other nodes")
+    p.add_argument("--nickname", default="", help="a name shown to other nodes (default: none)")
     p.add_argument("--no-storage", action="store_true", help="client only: store no shares")
-    p.add_argument("--port", type=int, default=0, help="storage listening port (0: any)")
+    p.add_argument(
+        "--port", type=int, default=0, help="storage listening port (0: a free one, kept)"
+    )
     p.add_argument("--hostname", default="127.0.0.1", help="address announced to clients")
     p.add_argument("--location", default=None, help="announced address: tcp:HOST:PORT or HOST")
     p.add_argument("--webport", default=None, help="web gateway, e.g. tcp:3456:interface=127.0.0.1")
@@ -134,8 +138,7 @@ def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[st
             if "tcp" in listen and host and node.config.getboolean(section, "enabled"):
                 hints.insert(0, f"tcp:{host}:{node.config.get(section, 'port')}")
         node.config["node"]["tub.location"] = ",".join(hints)
-    with open(node.config_path, "w", encoding="utf-8") as f:
-        node.config.write(f)
+    node.save_config()
     NodeDirectory(node.path).require_network_allowed()  # what we wrote must pass
 
 
@@ -170,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
         extra["web.port"] = args.webport
     if extra:
         node.config["node"].update(extra)
-        with open(node.config_path, "w", encoding="utf-8") as f:
-            node.config.write(f)
+        node.save_config()
     if args.introducer:
         node.add_introducer("default", args.introducer)
     sys.stdout.write(f"created node {node.node_id()} in {path}\n")
@@ -185,8 +187,14 @@ def run_introducer(args: argparse.Namespace) -> int:
     listen = _listen(args)
     if not listen:
         raise UsageError("an introducer must listen: --listen=tcp, tor or tcp,tor")
+    from veil.adapters.node.creation import free_port
+    from veil.formats.config_schema import is_host
+
+    if "tcp" in listen and not is_host(args.hostname):
+        raise UsageError(f"--hostname {args.hostname!r} is not a host name or an IP address")
     node = NodeDirectory.create(path, nickname=args.nickname, storage=False, hostname=None)
-    node.config["introducer"] = {"enabled": "true", "port": str(args.port)}
+    port = args.port or free_port(args.hostname if "tcp" in listen else "127.0.0.1")
+    node.config["introducer"] = {"enabled": "true", "port": str(port)}
     if "tcp" in listen:
         node.config["introducer"]["hostname"] = args.hostname
     _write_network(node, args, listen)

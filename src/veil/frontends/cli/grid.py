@@ -80,7 +80,7 @@ def _read_pid(node: Path) -> int | None:
 def start_node(node: Path) -> int:
     """Start ``veil run NODE`` in the background; return its PID."""
     (node / "logs").mkdir(exist_ok=True)
-    (node / "announcement.yaml").unlink(missing_ok=True)
+    (node / "private" / "announcement.yaml").unlink(missing_ok=True)
     log = open(node / "logs" / "veil.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "veil.frontends.cli.main", "run", str(node)],
@@ -101,7 +101,7 @@ def wait_announced(nodes: list[Path], timeout: float = START_TIMEOUT) -> dict[st
     pending = list(nodes)
     while pending:
         for node in list(pending):
-            ann_file = node / "announcement.yaml"
+            ann_file = node / "private" / "announcement.yaml"
             if ann_file.exists():
                 import yaml
 
