@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -38,10 +39,17 @@ class Procs:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def start(
+        self, args: list[str], log: Path, umask: int | None = None
+    ) -> subprocess.Popen[bytes]:
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                umask=-1 if umask is None else umask,
             )
         self.procs.append(proc)
         return proc
@@ -160,14 +168,22 @@ def test_veil_serves_a_tahoe_node_directory_as_it_is(tmp_path: Path, procs: Proc
 
 def test_a_restarted_veil_node_keeps_its_nurl(tmp_path: Path, procs: Procs) -> None:
     node = tmp_path / "n"
-    subprocess.run([*VEIL, "create-node", str(node)], check=True, timeout=60)
+    subprocess.run([*VEIL, "create-node", str(node)], check=True, timeout=60, umask=0)
     nurls = []
     for _ in range(2):
         log = tmp_path / "veil.log"
-        proc = procs.start([*VEIL, "run", str(node)], log)
+        proc = procs.start([*VEIL, "run", str(node)], log, umask=0)
         ann_file = node / "private" / "announcement.yaml"
         wait_until(ann_file.exists, "veil run", proc, log)
         nurls.append(yaml.safe_load(ann_file.read_text())["ann"]["anonymous-storage-NURLs"])
+        assert not (node / "announcement.yaml").exists()  # nothing secret outside private/
+        assert stat.S_IMODE(ann_file.stat().st_mode) == 0o600  # under umask 000
+        assert stat.S_IMODE(node.stat().st_mode) == 0o700
+        for path in node.rglob("*"):
+            if "swiss" in path.name or path.name.startswith(
+                ("announcement.yaml", "introducer.furl")
+            ):
+                assert path.parent.name == "private", path
         procs.stop(proc)
         assert not ann_file.exists()
     assert nurls[0] == nurls[1]
