@@ -1,0 +1,300 @@
+"""One backup run: walk a local tree, upload what changed, build immutable dirs.
+
+Depth first: a directory's files are started at once (at most ``slots``
+uploads in flight over the one client), its subdirectories are walked while
+they upload, and the directory is made (``URI:DIR2-CHK:`` or ``DIR2-LIT``)
+as soon as all its children are known, so memory holds the directories on
+the current path, not the tree. Files and directories the backup database
+(``Cache``) knows unchanged are not uploaded again; each upload is recorded
+as soon as it finishes, so a killed run loses nothing finished.
+
+Skipped with a warning (the run then exits 3): sockets, devices and FIFOs,
+names that are not valid UTF-8 or that equal another name once NFC
+normalized, unreadable files and directories, files that keep changing
+while they are read. Symlinks are kept: a small file holding the target,
+with ``veil.kind = symlink`` in its metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import io
+import os
+import pwd
+import stat
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from veil.errors import UploadError, UsageError, VeilError
+from veil.formats import mutable_caps as mc
+from veil.formats.dirnode import Entry
+from veil.formats.params import LIT_SIZE_THRESHOLD
+from veil.services.backup.metadata import (
+    DIRECTORY,
+    FILE,
+    SYMLINK,
+    Excluder,
+    dirhash,
+    entry_metadata,
+    kind_of,
+)
+from veil.services.directories import Directories
+from veil.services.uploader import Uploader, convergent_key
+
+SMALL = 64 * 1024  # files up to this size may go in batches (``small_files``)
+RETRIES = 2  # a file that changes while read is read again this many times
+
+
+class Cache(Protocol):
+    """The backup database, as the run sees it (``veil.adapters.node.backupdb``)."""
+
+    def file_cap(self, path: str, st: os.stat_result) -> str | None: ...
+    def file_done(self, path: str, st: os.stat_result, cap: str) -> None: ...
+    def dir_cap(self, dirhash: str) -> str | None: ...
+    def dir_done(self, dirhash: str, cap: str) -> None: ...
+
+
+@dataclass
+class BackupSummary:
+    files_new: int = 0
+    files_unchanged: int = 0
+    dirs_new: int = 0
+    dirs_unchanged: int = 0
+    symlinks: int = 0
+    bytes_new: int = 0
+    bytes_total: int = 0
+    skipped: list[str] = field(default_factory=list)  # what and why, one line each
+    unreadable: list[str] = field(default_factory=list)  # paths the user may not read
+
+    @property
+    def files(self) -> int:
+        return self.files_new + self.files_unchanged
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "files_new": self.files_new,
+            "files_unchanged": self.files_unchanged,
+            "dirs_new": self.dirs_new,
+            "dirs_unchanged": self.dirs_unchanged,
+            "symlinks": self.symlinks,
+            "bytes_new": self.bytes_new,
+            "bytes_total": self.bytes_total,
+            "skipped": len(self.skipped),
+            "unreadable": len(self.unreadable),
+        }
+
+
+def _names(st: os.stat_result) -> tuple[str | None, str | None]:
+    try:
+        user: str | None = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = None
+    try:
+        group: str | None = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = None
+    return user, group
+
+
+class BackupRun:
+    def __init__(
+        self,
+        uploader: Uploader,
+        dirs: Directories,
+        cache: Cache,
+        *,
+        excluder: Excluder | None = None,
+        slots: int = 16,
+        small: Callable[[bytes, bytes], Any] | None = None,
+        on_file: Callable[[int, bool], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.uploader = uploader
+        self.dirs = dirs
+        self.cache = cache
+        self.excluder = excluder or Excluder()
+        self.slots = asyncio.Semaphore(slots)
+        self.small = small  # (readkey, data) -> awaitable cap text or None
+        self.on_file = on_file or (lambda n, new: None)
+        self.on_warning = on_warning or (lambda line: None)
+        self.summary = BackupSummary()
+        self._owners: dict[tuple[int, int], tuple[str | None, str | None]] = {}
+
+    def _meta(self, st: os.stat_result, target: str | None = None) -> dict[str, Any]:
+        key = (st.st_uid, st.st_gid)
+        if key not in self._owners:
+            self._owners[key] = _names(st)
+        user, group = self._owners[key]
+        return entry_metadata(st, user=user, group=group, target=target)
+
+    def _skip(self, line: str) -> None:
+        self.summary.skipped.append(line)
+        self.on_warning(line)
+
+    def _unreadable(self, path: Path, what: str) -> None:
+        self.summary.unreadable.append(str(path))
+        self.on_warning(f"cannot read {what} {path}: permission denied")
+
+    async def run(self, root: Path) -> tuple[mc.DirCap, dict[str, Any]]:
+        """Back up the directory ``root``; its cap and the root's own metadata."""
+        root = Path(os.path.abspath(os.path.expanduser(root)))
+        try:
+            st = root.stat()
+        except OSError as exc:
+            raise UsageError(f"cannot back up {root}: {exc.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{root} is not a directory", hint="veil backup backs up a directory")
+        made = await self._directory(root, st)
+        if made is None:
+            raise UsageError(f"cannot read the directory {root}: permission denied")
+        return made
+
+    async def _directory(
+        self, path: Path, st: os.stat_result
+    ) -> tuple[mc.DirCap, dict[str, Any]] | None:
+        try:
+            with os.scandir(path) as it:
+                names = sorted(e.name for e in it)
+        except PermissionError:
+            self._unreadable(path, "directory")
+            return None
+        except OSError as exc:
+            self._skip(f"skipped directory {path}: {exc.strerror}")
+            return None
+        files: dict[str, asyncio.Task[tuple[str, dict[str, Any]] | None]] = {}
+        subdirs: list[tuple[str, Path, os.stat_result]] = []
+        children: dict[str, tuple[str, dict[str, Any]]] = {}
+        seen: set[str] = set()
+        for name in names:
+            if self.excluder.excluded(name):
+                continue
+            child = path / name
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                self._skip(f"skipped {os.fsencode(child)!r}: its name is not valid UTF-8")
+                continue
+            grid_name = unicodedata.normalize("NFC", name)
+            if grid_name in seen:
+                self._skip(f"skipped {child}: another name in {path} is the same once normalized")
+                continue
+            seen.add(grid_name)
+            try:
+                cst = child.lstat()
+            except FileNotFoundError:
+                continue  # gone since it was listed
+            kind = kind_of(cst.st_mode)
+            if kind == FILE:
+                files[grid_name] = asyncio.ensure_future(self._file(child, cst))
+            elif kind == DIRECTORY:
+                subdirs.append((grid_name, child, cst))
+            elif kind == SYMLINK:
+                target = os.readlink(child)
+                children[grid_name] = await self._symlink(target, cst)
+            else:
+                self._skip(f"skipped {child}: a socket, device or FIFO is not backed up")
+        try:
+            for grid_name, child, cst in subdirs:
+                made = await self._directory(child, cst)
+                if made is not None:
+                    children[grid_name] = (made[0].to_string(), made[1])
+            for grid_name, task in files.items():
+                result = await task
+                if result is not None:
+                    children[grid_name] = result
+        except BaseException:
+            for task in files.values():
+                task.cancel()
+            raise
+        return await self._make_directory(children), self._meta(st)
+
+    async def _make_directory(self, children: dict[str, tuple[str, dict[str, Any]]]) -> mc.DirCap:
+        key = dirhash(children)
+        known = self.cache.dir_cap(key)
+        if known is not None:
+            cap = mc.parse_any(known)
+            if isinstance(cap, mc.DirCap):
+                self.summary.dirs_unchanged += 1
+                return cap
+        entries = {name: Entry(c, None, meta) for name, (c, meta) in children.items()}
+        async with self.slots:
+            made = await self.dirs.create_immutable(entries, self.uploader)
+        self.cache.dir_done(key, made.to_string())
+        self.summary.dirs_new += 1
+        return made
+
+    async def _symlink(self, target: str, st: os.stat_result) -> tuple[str, dict[str, Any]]:
+        raw = os.fsencode(target)
+        try:
+            shown: str | None = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = None  # kept in the file's bytes only
+        async with self.slots:
+            result = await self.uploader.upload_bytes(raw)
+        self.summary.symlinks += 1
+        return result.cap.to_string(), self._meta(st, shown)
+
+    async def _file(self, path: Path, st: os.stat_result) -> tuple[str, dict[str, Any]] | None:
+        key = str(path)
+        known = self.cache.file_cap(key, st)
+        if known is not None:
+            self.summary.files_unchanged += 1
+            self.summary.bytes_total += st.st_size
+            self.on_file(st.st_size, False)
+            return known, self._meta(st)
+        async with self.slots:
+            for _attempt in range(RETRIES + 1):
+                try:
+                    with open(path, "rb") as f:
+                        before = os.fstat(f.fileno())
+                        cap = await self._upload(f, before.st_size)
+                        after = os.fstat(f.fileno())
+                except PermissionError:
+                    self._unreadable(path, "file")
+                    return None
+                except FileNotFoundError:
+                    return None  # removed while the backup ran: not there to keep
+                except UploadError as exc:
+                    if "changed size" not in str(exc):
+                        raise
+                    continue
+                except OSError as exc:
+                    self._skip(f"skipped {path}: {exc.strerror}")
+                    return None
+                if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                    break
+            else:
+                self._skip(f"skipped {path}: it kept changing while it was read")
+                return None
+        self.cache.file_done(key, before, cap)
+        self.summary.files_new += 1
+        self.summary.bytes_new += before.st_size
+        self.summary.bytes_total += before.st_size
+        self.on_file(before.st_size, True)
+        return cap, self._meta(before)
+
+    async def _upload(self, f: io.BufferedReader, size: int) -> str:
+        if self.small is not None and LIT_SIZE_THRESHOLD < size <= SMALL:
+            data = f.read(size + 1)
+            if len(data) != size:
+                raise UploadError("the file changed size while it was being uploaded")
+            secret = self.uploader.convergence_secret
+            if secret is not None:
+                readkey = convergent_key(io.BytesIO(data), size, self.uploader.params, secret)
+                try:
+                    cap = await self.small(readkey, data)
+                except VeilError:
+                    cap = None
+                if cap is not None:
+                    return str(cap)
+            return (await self.uploader.upload_bytes(data)).cap.to_string()
+        result = await self.uploader.upload_file(f, size)
+        return result.cap.to_string()
+
+
+__all__ = ["BackupRun", "BackupSummary", "Cache"]

@@ -1,0 +1,145 @@
+"""A backup's history on the grid: ``PATH/Archives/<time>`` and ``PATH/Latest``.
+
+``publish`` links a finished snapshot as ``tahoe backup`` 1.20 does: the
+directories ``PATH`` and ``PATH/Archives`` are made when missing (mutable,
+as Tahoe's ``t=mkdir``), the snapshot is linked as ``Archives/<UTC time>``,
+then ``Latest`` is pointed at it. Until that first link nothing of the run
+is reachable from ``Archives/``: a run killed earlier leaves no half-made
+snapshot. ``list_snapshots`` reads the history (counts from the link's
+``veil`` metadata, or by walking a snapshot Tahoe made); ``unlink`` removes
+snapshots that ``forget`` chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from veil.errors import NotFound, UsageError
+from veil.formats import mutable_caps as mc
+from veil.formats.dirnode import Entry
+from veil.services.backup.metadata import VEIL_KEY, archive_time
+from veil.services.directories import Directories, entry_for, linked
+
+ARCHIVES, LATEST = "Archives", "Latest"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    time: float
+    cap: mc.DirCap
+    files: int | None
+    bytes: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "time": self.time, "files": self.files, "bytes": self.bytes}
+
+
+def _dir_of(entry: Entry, what: str) -> mc.DirCap:
+    cap = mc.parse_any(entry.rw_cap or entry.ro_cap or "")
+    if not isinstance(cap, mc.DirCap):
+        raise UsageError(f"{what} is a file, not a directory")
+    return cap
+
+
+async def ensure_directory(dirs: Directories, root: mc.DirCap, parts: list[str]) -> mc.DirCap:
+    """The directory at ``parts`` below ``root``, made (with its parents) when missing."""
+    here = root
+    for depth, name in enumerate(parts):
+        children = await dirs.children(here)
+        if name in children:
+            here = _dir_of(children[name], "/".join(parts[: depth + 1]))
+            continue
+        made = await dirs.create()
+        holder: list[Entry] = []
+
+        def add(
+            kids: dict[str, Entry],
+            name: str = name,
+            made: mc.DirCap = made,
+            holder: list[Entry] = holder,
+        ) -> dict[str, Entry]:
+            del holder[:]
+            if name in kids:  # made meanwhile by another writer: use theirs
+                holder.append(kids[name])
+                return kids
+            kids[name] = linked(entry_for(made.to_string()), None)
+            return kids
+
+        await dirs.modify(here, add)
+        here = _dir_of(holder[0], name) if holder else made
+    return here
+
+
+async def publish(
+    dirs: Directories, base: mc.DirCap, name: str, snapshot: mc.DirCap, stats: dict[str, Any]
+) -> None:
+    """Link ``snapshot`` as ``Archives/<name>`` and as ``Latest`` under ``base``."""
+    archives = await ensure_directory(dirs, base, [ARCHIVES])
+    entry = entry_for(snapshot.to_string(), {VEIL_KEY: stats})
+
+    def put(child: str) -> Any:
+        def change(kids: dict[str, Entry]) -> dict[str, Entry]:
+            kids[child] = linked(entry, kids.get(child))
+            return kids
+
+        return change
+
+    await dirs.modify(archives, put(name))
+    await dirs.modify(base, put(LATEST))
+
+
+async def _count(dirs: Directories, cap: mc.DirCap) -> tuple[int, int]:
+    files = size = 0
+    for entry in (await dirs.children(cap)).values():
+        child = mc.parse_any(entry.ro_cap or "")
+        if isinstance(child, mc.DirCap):
+            f, s = await _count(dirs, child)
+            files, size = files + f, size + s
+        else:
+            files += 1
+            size += int(getattr(child, "size", 0) or 0)
+    return files, size
+
+
+async def archives_of(dirs: Directories, base: mc.DirCap) -> mc.DirCap:
+    children = await dirs.children(base)
+    if ARCHIVES not in children:
+        raise NotFound("there is no backup here (no Archives directory)")
+    return _dir_of(children[ARCHIVES], ARCHIVES)
+
+
+async def list_snapshots(
+    dirs: Directories, base: mc.DirCap, *, count: bool = True
+) -> list[Snapshot]:
+    """The snapshots under ``base/Archives``, oldest first (names that are not
+    times are left out)."""
+    found = []
+    for name, entry in (await dirs.children(await archives_of(dirs, base))).items():
+        when = archive_time(name)
+        cap = mc.parse_any(entry.ro_cap or "")
+        if when is None or not isinstance(cap, mc.DirCap):
+            continue
+        stats = entry.metadata.get(VEIL_KEY)
+        files = stats.get("files") if isinstance(stats, dict) else None
+        nbytes = stats.get("bytes_total") if isinstance(stats, dict) else None
+        if (files is None or nbytes is None) and count:
+            files, nbytes = await _count(dirs, cap)
+        found.append(Snapshot(name, when, cap, files, nbytes))
+    return sorted(found, key=lambda s: (s.time, s.name))
+
+
+async def unlink(dirs: Directories, base: mc.DirCap, names: Iterable[str]) -> None:
+    """Remove the named snapshots from ``Archives/`` in one change."""
+    gone = set(names)
+    archives = await archives_of(dirs, base)
+
+    def change(kids: dict[str, Entry]) -> dict[str, Entry]:
+        return {n: e for n, e in kids.items() if n not in gone}
+
+    await dirs.modify(archives, change)
+
+
+__all__ = ["ARCHIVES", "LATEST", "Snapshot", "ensure_directory", "list_snapshots", "publish"]
