@@ -2,7 +2,10 @@
 
 Every error a user can cause or meet is a ``VeilError``; the command line turns
 it into one line of text (``veil.frontends.cli.main``). Anything else that
-escapes is a bug in veil.
+escapes is a bug in veil. A message and its hint never hold a cap or a key:
+messages name caps through ``veil.formats.cap_display``, and as a second
+line of defence every ``VeilError`` scrubs its own text when it is made, so
+``str``, ``repr`` and ``args`` stay clean wherever the error travels.
 
     VeilError
     ├── UsageError                 the user asked for something malformed
@@ -35,9 +38,11 @@ class VeilError(Exception):
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        from veil.formats.cap_display import scrub  # imported late: it imports this module
+
+        super().__init__(scrub(str(message)))
         if hint is not None:
-            self.hint = hint
+            self.hint = scrub(hint)
 
 
 class UsageError(VeilError):

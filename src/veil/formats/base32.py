@@ -42,6 +42,6 @@ def is_canonical(text: str) -> bool:
 def a2b(text: str) -> bytes:
     """Decode canonical Tahoe base32 text; raise ``FormatError`` otherwise."""
     if not is_canonical(text):
-        raise FormatError(f"not canonical base32: {text[:60]!r}")
+        raise FormatError(f"not canonical base32 ({len(text)} characters)")  # may be a key
     padded = text.upper() + "=" * (-len(text) % 8)
     return base64.b32decode(padded)

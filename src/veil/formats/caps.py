@@ -43,8 +43,11 @@ class CHKVerifyCap:
             f":{self.needed_shares}:{self.total_shares}:{self.size}"
         )
 
-    def __str__(self) -> str:
-        return self.to_string()
+    def __str__(self) -> str:  # for people: never the cap itself (see cap_display)
+        return _describe(self)
+
+    def __repr__(self) -> str:
+        return f"CHKVerifyCap({_describe(self)}, size={self.size})"
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,11 @@ class CHKReadCap:
             f":{self.needed_shares}:{self.total_shares}:{self.size}"
         )
 
-    def __str__(self) -> str:
-        return self.to_string()
+    def __str__(self) -> str:  # the read key is a secret: never in a message or log
+        return _describe(self)
 
-    def __repr__(self) -> str:  # the read key is a secret: keep it out of logs
-        return f"CHKReadCap(si={base32.b2a(self.storage_index)}, size={self.size})"
+    def __repr__(self) -> str:
+        return f"CHKReadCap({_describe(self)}, size={self.size})"
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class LiteralCap:
     def to_string(self) -> str:
         return "URI:LIT:" + base32.b2a(self.data)
 
-    def __str__(self) -> str:
-        return self.to_string()
+    def __str__(self) -> str:  # the data may be a secret too
+        return _describe(self)
 
     def __repr__(self) -> str:
         return f"LiteralCap(size={len(self.data)})"
@@ -108,8 +111,17 @@ class UnknownCap:
     def to_string(self) -> str:
         return self.text
 
-    def __str__(self) -> str:
-        return self.text
+    def __str__(self) -> str:  # may be a cap of a newer kind: as secret as any
+        return _describe(self)
+
+    def __repr__(self) -> str:
+        return f"UnknownCap({_describe(self)})"
+
+
+def _describe(cap: object) -> str:
+    from veil.formats.cap_display import describe
+
+    return describe(cap)
 
 
 Cap = CHKReadCap | CHKVerifyCap | LiteralCap | UnknownCap
@@ -117,7 +129,12 @@ Cap = CHKReadCap | CHKVerifyCap | LiteralCap | UnknownCap
 _KNOWN_PREFIXES = ("URI:CHK:", "URI:CHK-Verifier:", "URI:LIT:")
 
 
+MAX_DIGITS = 20  # 2**64 has 20 digits; int() refuses over 4300 (a traceback once)
+
+
 def _numbers(k: str, n: str, size: str) -> tuple[int, int, int]:
+    if max(len(k), len(n), len(size)) > MAX_DIGITS:
+        raise FormatError("a number in the cap is impossibly long")
     kk, nn, ss = int(k), int(n), int(size)
     if not 1 <= kk <= nn <= 256:
         raise FormatError(f"impossible share counts {kk}-of-{nn}")
@@ -143,10 +160,12 @@ def parse_cap(text: str) -> Cap:
 
 def parse_read_cap(text: str) -> CHKReadCap | LiteralCap:
     """Parse a cap typed by a user that must be an immutable *read* cap."""
+    from veil.formats.cap_display import kind_of_text
+
     cap = parse_cap(text)
     if isinstance(cap, UnknownCap) and cap.text.startswith(_KNOWN_PREFIXES):
         raise CapabilityError(
-            f"malformed capability {cap.text[:24]}…",
+            f"malformed capability ({kind_of_text(cap.text)})",
             hint="caps are long strings like URI:CHK:…:…:3:10:12345; copy the whole line",
         )
     if isinstance(cap, CHKReadCap | LiteralCap):
@@ -154,6 +173,6 @@ def parse_read_cap(text: str) -> CHKReadCap | LiteralCap:
     if isinstance(cap, CHKVerifyCap):
         raise CapabilityError("a verify cap cannot read a file; use the URI:CHK: read cap")
     raise CapabilityError(
-        f"not a capability veil can read: {text[:30]!r}",
+        f"not a capability veil can read ({kind_of_text(text)})",
         hint="immutable read caps start with URI:CHK: or URI:LIT:",
     )

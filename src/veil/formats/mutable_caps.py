@@ -66,6 +66,12 @@ def data_key(salt: bytes, readkey: bytes) -> bytes:
     return tagged_pair_hash(TAG_DATAKEY, salt, readkey, 16)
 
 
+def _describe(cap: object) -> str:
+    from veil.formats.cap_display import describe
+
+    return describe(cap)
+
+
 # -- file caps ------------------------------------------------------------------------
 
 
@@ -84,11 +90,11 @@ class _SSKCap:
     def to_string(self) -> str:
         return f"{self.prefix}:{base32.b2a(self.key)}:{base32.b2a(self.fingerprint)}"
 
-    def __str__(self) -> str:
-        return self.to_string()
+    def __str__(self) -> str:  # keys are secrets: never in a message or log
+        return _describe(self)
 
-    def __repr__(self) -> str:  # keys are secrets: keep them out of logs
-        return f"{type(self).__name__}(mdmf={self.mdmf})"
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_describe(self)})"
 
 
 class SSKVerifyCap(_SSKCap):
@@ -172,8 +178,11 @@ class DirCap:
                 return dir_prefix + inner[len(file_prefix) :]
         raise CapabilityError("this file cap cannot hold a directory")
 
-    def __str__(self) -> str:
-        return self.to_string()
+    def __str__(self) -> str:  # a directory cap is as secret as its file's
+        return _describe(self)
+
+    def __repr__(self) -> str:
+        return f"DirCap({_describe(self)})"
 
 
 def parse_dir(text: str) -> DirCap | None:
@@ -235,13 +244,16 @@ def parse_any(text: str) -> AnyCap:
 
 def parse_user_cap(text: str) -> FileCap | DirCap:
     """A cap a user typed: ``CapabilityError`` saying what is wrong if it is not one."""
+    from veil.formats.cap_display import kind_of_text
+
     cap = parse_any(text)
     if isinstance(cap, UnknownCap):
-        known = text.strip().startswith(("URI:SSK", "URI:MDMF", "URI:DIR2", "URI:CHK", "URI:LIT"))
+        body = text.strip().removeprefix("ro.").removeprefix("imm.")
+        known = body.startswith(("URI:SSK", "URI:MDMF", "URI:DIR2", "URI:CHK", "URI:LIT"))
         raise CapabilityError(
-            f"malformed capability {text.strip()[:24]!r}…"
+            f"malformed capability ({kind_of_text(text)})"
             if known
-            else f"not a capability veil knows: {text.strip()[:30]!r}",
+            else f"not a capability veil knows ({kind_of_text(text)})",
             hint="copy the whole cap, e.g. URI:DIR2:…:… or URI:CHK:…:…:3:10:12345",
         )
     return cap

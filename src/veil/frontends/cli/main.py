@@ -3,18 +3,23 @@
 Each command lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> int``. A ``VeilError`` becomes ``veil: error: <message>`` (and
 ``hint: …``) with exit status 1; anything else is a bug and keeps its
-traceback.
+traceback. Every line written here (also argparse's usage errors, which echo
+what was typed) goes through ``cap_display.scrub`` first: messages name caps
+through ``veil.formats.cap_display``, and this is the second line of defence.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from veil import __version__
 from veil.errors import VeilError
+from veil.formats.cap_display import scrub
 from veil.frontends.cli import caps, config, create_node, fs, get, grid, put, run_node, status
 
 COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs)
@@ -23,8 +28,27 @@ EXIT_USAGE = 2
 EXIT_ERROR = 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error line (which quotes the bad argument) scrubbed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {scrub(message)}\n")
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Log lines scrubbed like messages (``veil run`` logs through this)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(scrub(line) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="veil",
         description="A least-authority file store that speaks Tahoe-LAFS.",
         epilog="Exit status: 0 success, 1 error, 2 bad usage, 130 interrupted.",
@@ -50,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except VeilError as exc:
-        sys.stderr.write(f"veil: error: {exc}\n")
+        _say(f"veil: error: {exc}")
         if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
+            _say(f"hint: {exc.hint}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("veil: interrupted\n")
@@ -61,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except OSError as exc:  # a file the user named cannot be read or written
         where = f": {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"veil: error: {exc.strerror or exc}{where}\n")
+        _say(f"veil: error: {exc.strerror or exc}{where}")
         return EXIT_ERROR
 
 

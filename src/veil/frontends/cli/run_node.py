@@ -47,14 +47,16 @@ async def _serve(path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    from veil.frontends.cli.main import ScrubbingFormatter  # no cap or key in any log line
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[console])
     path = Path(args.directory or args.node_directory)
     if not (path / "tahoe.cfg").exists():
         raise ConfigError(f"{path} is not a node directory", hint="veil create-node DIR")
     (path / "logs").mkdir(exist_ok=True)
     handler = logging.FileHandler(path / "logs" / "node.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     return runtime.run(_serve(path))
