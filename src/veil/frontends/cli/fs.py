@@ -173,6 +173,8 @@ async def _ln(args: argparse.Namespace, *, move: bool = False) -> int:
     async with open_client(node) as client:
         dirs = client.directories()
         entry = await dirs.walk(source.root, source.parts)
+        if move:
+            await grid_paths.refuse_move_into_itself(dirs, source, target, entry)
         await grid_paths.link(dirs, target, entry)
         if move:
             await grid_paths.unlink(dirs, source)
@@ -190,13 +192,23 @@ async def _cp(args: argparse.Namespace) -> int:
 
     node = Path(args.node_directory)
     target = grid_paths.parse(args.target, node)
+    skipped: list[str] = []
     async with open_client(node) as client:
         for source in args.sources:
             grid_source = grid_paths.parse(source, node)
             if grid_source is None and target is not None:
-                await copy_up(client, Path(source), target, recursive=args.recursive)
+                await copy_up(
+                    client, Path(source), target, recursive=args.recursive, skipped=skipped
+                )
             elif grid_source is not None and target is None:
-                await copy_down(client, grid_source, Path(args.target), recursive=args.recursive)
+                local = Path(args.target)
+                await copy_down(
+                    client, grid_source, local, recursive=args.recursive, skipped=skipped
+                )
             else:
                 raise UsageError("cp copies between local disk and the grid: one side each")
+    if skipped:
+        raise UsageError(
+            f"{len(skipped)} item(s) skipped (see the warnings above); the rest was copied"
+        )
     return 0

@@ -1,18 +1,23 @@
-"""``veil get CAP [FILE|-]``: download a file (or a byte range of it)."""
+"""``veil get CAP [FILE|-]``: download a file (or a byte range of it).
+
+Where the bytes go, and why a FIFO or a device is written into rather than
+replaced, is ``local_files.open_output``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veil.errors import UsageError
 from veil.formats.caps import parse_read_cap
 from veil.frontends import runtime
 from veil.frontends.progress import Progress
+
+if TYPE_CHECKING:  # imported when the command runs: start-up stays fast
+    from veil.frontends.cli.local_files import Output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,59 +35,31 @@ async def _resolve(args: argparse.Namespace) -> str:
     from veil.frontends.cli import grid_paths
 
     path = grid_paths.parse(args.cap, Path(args.node_directory))
-    if path is None or not path.parts:
+    if path is None:
         raise UsageError(f"{args.cap!r} is not a capability or an ALIAS:path to a file")
+    if not path.parts:
+        raise UsageError(
+            f"{path.shown} is a directory, not a file",
+            hint="list it with veil ls, copy it with veil cp -r",
+        )
     async with open_client(Path(args.node_directory)) as client:
         entry = await client.directories().walk(path.root, path.parts)
     return entry.rw_cap or entry.ro_cap or ""
 
 
-async def _get_mutable(args: argparse.Namespace, cap: Any) -> int:
+async def _get_mutable(args: argparse.Namespace, cap: Any, out: Output) -> int:
     from veil.adapters.node.client_session import open_client
 
     async with open_client(Path(args.node_directory)) as client:
         data = await client.mutable_files().read(cap)
     end = None if args.length is None else args.offset + args.length
-    data = data[args.offset : end]
-    if args.file == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return 0
-    target = Path(args.file)
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, target)
+    await asyncio.to_thread(out.file.write, data[args.offset : end])
     return 0
 
 
-async def _get(args: argparse.Namespace) -> int:
+async def _get_immutable(args: argparse.Namespace, cap: Any, out: Output) -> int:
     from veil.adapters.node.client_session import open_client
 
-    if args.offset < 0 or (args.length is not None and args.length < 0):
-        raise UsageError("--offset and --length must not be negative")
-    if not args.cap.startswith("URI:") or args.cap.startswith("URI:DIR2"):
-        args.cap = await _resolve(args)
-    from veil.formats.mutable_caps import DirCap, SSKReadCap, SSKWriteCap, parse_any
-
-    mutable = parse_any(args.cap)
-    if isinstance(mutable, DirCap):
-        raise UsageError(
-            "that is a directory, not a file", hint="list it with veil ls, copy it with veil cp -r"
-        )
-    if isinstance(mutable, SSKWriteCap | SSKReadCap):
-        return await _get_mutable(args, mutable)
-    cap = parse_read_cap(args.cap)
-    if args.offset < 0 or (args.length is not None and args.length < 0):
-        raise UsageError("--offset and --length must not be negative")
-    to_stdout = args.file == "-"
-    target = Path(args.file)
-    if not to_stdout and not target.parent.is_dir():
-        raise UsageError(f"cannot write {target}: the directory {target.parent} does not exist")
-    partial = target.with_name(target.name + ".part")
-    out = sys.stdout.buffer if to_stdout else open(partial, "wb")  # noqa: SIM115
     wanted = cap.size - args.offset if args.length is None else args.length
     progress = Progress(max(0, min(wanted, cap.size - args.offset)), "downloading")
     try:
@@ -91,22 +68,40 @@ async def _get(args: argparse.Namespace) -> int:
             async for chunk in client.downloader().stream(cap, args.offset, args.length):
                 if writing is not None:
                     await writing  # one write in flight: memory stays bounded
-                writing = asyncio.ensure_future(asyncio.to_thread(out.write, chunk))
+                writing = asyncio.ensure_future(asyncio.to_thread(out.file.write, chunk))
                 progress.advance(len(chunk))
             if writing is not None:
                 await writing
-        out.flush()
-    except BaseException:
-        if not to_stdout:
-            out.close()
-            partial.unlink(missing_ok=True)  # never leave a file that looks complete
-        raise
     finally:
         progress.finish()
-    if not to_stdout:
-        os.fsync(out.fileno())
-        out.close()
-        os.replace(partial, target)
+    return 0
+
+
+async def _get(args: argparse.Namespace) -> int:
+    if args.offset < 0 or (args.length is not None and args.length < 0):
+        raise UsageError("--offset and --length must not be negative")
+    if not args.cap.startswith("URI:") or args.cap.startswith("URI:DIR2"):
+        args.cap = await _resolve(args)
+    from veil.formats.mutable_caps import DirCap, SSKReadCap, SSKWriteCap, parse_any
+
+    parsed = parse_any(args.cap)
+    if isinstance(parsed, DirCap):
+        raise UsageError(
+            "that is a directory, not a file", hint="list it with veil ls, copy it with veil cp -r"
+        )
+    cap = parsed if isinstance(parsed, SSKWriteCap | SSKReadCap) else parse_read_cap(args.cap)
+    from veil.frontends.cli.local_files import open_output
+
+    out = open_output(args.file)  # a FIFO waits here for its reader
+    try:
+        if isinstance(cap, SSKWriteCap | SSKReadCap):
+            await _get_mutable(args, cap, out)
+        else:
+            await _get_immutable(args, cap, out)
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
     return 0
 
 

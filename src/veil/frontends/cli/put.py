@@ -2,25 +2,23 @@
 
 Immutable (CHK) by default; ``--mutable`` (or ``--format=SDMF``) makes a new
 mutable file and prints its write cap; a write cap as second argument replaces
-that mutable file's contents.
+that mutable file's contents (``--offset``: writes into an MDMF file in place).
+How each kind of local file is read (pipes, devices, /proc files) is
+``local_files.open_input``. Limits are checked before anything is read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from veil.errors import UsageError
 from veil.frontends import runtime
 from veil.frontends.progress import Progress
 
-SPOOL_IN_MEMORY = 64 * 1024 * 1024
 MAX_MUTABLE = 64 * 1024 * 1024  # SDMF keeps a whole version in memory
 
 
@@ -49,38 +47,65 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def _spool_stdin() -> tuple[BinaryIO, int]:
-    """Standard input is read once into a spooled temporary file (convergence needs
-    two passes); small inputs stay in memory."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    try:
-        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
-    except BaseException:
-        spool.close()
-        raise
-    size = spool.tell()
-    spool.seek(0)
-    return spool, size  # type: ignore[return-value]
+def _mutable_data(args: argparse.Namespace, room: int) -> bytes:
+    """The bytes of a mutable write, refused (before reading far) past the limit."""
+    from veil.frontends.cli.local_files import read_at_most
+
+    data = read_at_most(args.file, room)
+    if data is None:
+        at = f" at offset {args.offset}" if args.offset else ""
+        raise UsageError(
+            f"mutable files are limited to {MAX_MUTABLE // 2**20} MiB in this version; "
+            f"this write{at} would go past that",
+            hint="upload large files as immutable (without --mutable)",
+        )
+    return data
+
+
+def _check_offset(args: argparse.Namespace) -> int:
+    """Room left below the mutable limit for a write at ``--offset``, checked before
+    anything is read or allocated."""
+    if args.offset is None:
+        return MAX_MUTABLE
+    if not args.target or not args.target.startswith(("URI:SSK", "URI:MDMF")):
+        raise UsageError(
+            "--offset writes into an existing MDMF file: give its write cap as the target",
+            hint="veil put --offset N FILE URI:MDMF:…",
+        )
+    if args.offset < 0:
+        raise UsageError("--offset must not be negative")
+    offset: int = args.offset
+    if offset >= MAX_MUTABLE:
+        raise UsageError(
+            f"--offset is past the {MAX_MUTABLE // 2**20} MiB limit of mutable files "
+            "in this version"
+        )
+    return MAX_MUTABLE - offset
 
 
 async def _put_at(args: argparse.Namespace, path: Any, fmt: str) -> int:
     """Upload, then link the new file at a grid path (replacing what was there)."""
     from veil.adapters.node.client_session import open_client
     from veil.frontends.cli import grid_paths
+    from veil.frontends.cli.local_files import open_input
     from veil.services.directories import entry_for
 
-    if args.file == "-":
-        f, size = _spool_stdin()
-    else:
-        f = open(Path(args.file), "rb")  # noqa: SIM115
-        size = os.fstat(f.fileno()).st_size
-    with f:
-        async with open_client(Path(args.node_directory)) as client:
-            if args.mutable or fmt in ("SDMF", "MDMF"):
-                cap = (await client.mutable_files().create(f.read())).to_string()
-            else:
+    if not path.parts:  # before anything is read
+        raise UsageError(
+            f"{path.shown} is a directory; name the new file inside it",
+            hint="veil put FILE ALIAS:NAME (or DIRCAP/NAME)",
+        )
+    async with open_client(Path(args.node_directory)) as client:
+        if args.mutable or fmt in ("SDMF", "MDMF"):
+            data = _mutable_data(args, MAX_MUTABLE)
+            files = client.mutable_files()
+            made = await (files.mdmf().create(data) if fmt == "MDMF" else files.create(data))
+            cap = made.to_string()
+        else:
+            f, size = open_input(args.file)
+            with f:
                 cap = (await client.uploader().upload_file(f, size)).cap.to_string()
-            await grid_paths.link(client.directories(), path, entry_for(cap))
+        await grid_paths.link(client.directories(), path, entry_for(cap))
     sys.stdout.write(cap + "\n")
     return 0
 
@@ -90,29 +115,19 @@ async def _put_mutable(args: argparse.Namespace) -> int:
     from veil.formats.mutable_caps import SSKWriteCap, parse_user_cap
 
     fmt = (args.format or "SDMF").upper()
-    if args.offset is not None and args.offset < 0:
-        raise UsageError("--offset must not be negative")
+    room = _check_offset(args)
     target = parse_user_cap(args.target) if args.target else None
     if target is not None and not isinstance(target, SSKWriteCap):
         raise UsageError("the second argument must be a mutable file's write cap (URI:SSK:/MDMF:)")
-    if args.file == "-":
-        data = sys.stdin.buffer.read(MAX_MUTABLE + 1)
-    else:
-        with open(Path(args.file), "rb") as f:
-            data = f.read(MAX_MUTABLE + 1)
-    if len(data) > MAX_MUTABLE:
-        raise UsageError(
-            f"mutable files are limited to {MAX_MUTABLE // 2**20} MiB in this version",
-            hint="upload large files as immutable (without --mutable)",
-        )
+    if args.offset is not None and target is not None and not target.mdmf:
+        raise UsageError("--offset needs an MDMF file (SDMF files are rewritten whole)")
+    data = _mutable_data(args, room)
     async with open_client(Path(args.node_directory)) as client:
         files = client.mutable_files()
         if target is None:
             made = await (files.mdmf().create(data) if fmt == "MDMF" else files.create(data))
             cap = made.to_string()
         elif args.offset is not None:
-            if not target.mdmf:
-                raise UsageError("--offset needs an MDMF file (SDMF files are rewritten whole)")
             await files.mdmf().update(target, args.offset, data)
             cap = target.to_string()
         else:
@@ -130,6 +145,7 @@ async def _put(args: argparse.Namespace) -> int:
     from veil.frontends.cli import grid_paths
 
     fmt = (args.format or "").upper()
+    _check_offset(args)
     path = None
     if args.target and not args.target.startswith(("URI:SSK", "URI:MDMF")):
         path = grid_paths.parse(args.target, Path(args.node_directory))
@@ -141,12 +157,10 @@ async def _put(args: argparse.Namespace) -> int:
         if fmt == "CHK":
             raise UsageError("--format=CHK makes an immutable file; it cannot be --mutable")
         return await _put_mutable(args)
+    from veil.frontends.cli.local_files import open_input
+
     async with open_client(Path(args.node_directory)) as client:  # checks the node first
-        if args.file == "-":
-            f, size = _spool_stdin()
-        else:
-            f = open(Path(args.file), "rb")  # noqa: SIM115
-            size = os.fstat(f.fileno()).st_size
+        f, size = open_input(args.file)
         with f:
             progress = Progress(size, "uploading")
             result = await client.uploader(progress=progress.advance).upload_file(f, size)
