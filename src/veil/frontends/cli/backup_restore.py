@@ -43,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="restore only paths (or names) matching this glob (repeatable)",
     )
     p.add_argument(
+        "--overwrite",
         action="store_true",
         help="restore into a non-empty directory, replacing what differs",
     )
