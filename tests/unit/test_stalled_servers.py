@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from veil.errors import UnhappinessError
+from veil.errors import NotEnoughSharesError, UnhappinessError
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
 from veil.services.downloader import Downloader
@@ -122,4 +122,16 @@ async def test_failure_hint_names_the_reason() -> None:
     assert "4 of 10 server(s) stopped answering" in str(err.value)
     hint = err.value.hint or ""
     assert "v0-test0" in hint and "timed out after 1 s" in hint
+    assert ": ;" not in hint
+
+
+async def test_get_failure_names_each_servers_reason() -> None:
+    broker, servers = _grid()
+    cap = (await _uploader(broker).upload_bytes(os.urandom(10_000))).cap
+    for s in servers[:9]:  # one server (one share) is left: 3 are needed
+        s.fail = True
+    with pytest.raises(NotEnoughSharesError) as err:
+        await asyncio.wait_for(Downloader(broker).download_bytes(cap), BOUND)
+    hint = err.value.hint or ""
+    assert hint.startswith("unreachable: v0-test0") and "is unreachable" in hint
     assert ": ;" not in hint

@@ -114,7 +114,7 @@ def not_connected(exc: BaseException, route: Route) -> str | None:
         reason = os.strerror(err.errno) if err.errno else type(err).__name__
         return f"is unreachable ({reason.lower()})"
     if isinstance(exc, ServerUnavailable):  # Tor could not reach it
-        return str(exc)
+        return f"could not be reached: {exc}"
     return None
 
 
