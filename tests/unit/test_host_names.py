@@ -104,3 +104,19 @@ def test_furl_hints_are_normalized() -> None:
     assert normalize_hint("tcp:host=EXAMPLE.org.:port=3457") == "tcp:host=example.org:port=3457"
     assert hint_host("tcp:host=EXAMPLE.org.:port=3457") == "example.org"
     assert normalize_host("ABC.Onion.") == "abc.onion"
+
+
+@pytest.mark.parametrize(
+    "location", [f"tcp:{ONION.upper()}:3457", f"{ONION}.:3457", "TOR:x.onion:1", "tcp:n.I2P.:1"]
+)
+def test_create_node_location_sees_every_spelling(location: str) -> None:
+    from argparse import Namespace
+
+    from veil.frontends.cli.create_node import _location
+
+    with pytest.raises(UsageError, match="tor and i2p locations"):
+        _location(Namespace(location=location, hostname="h", port=1))
+    assert _location(Namespace(location="TCP:Example.ORG.:3457", hostname="h", port=1)) == (
+        "example.org",
+        3457,
+    )

@@ -76,10 +76,12 @@ def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) ->
 
 def _location(args: argparse.Namespace) -> tuple[str, int]:
     """(hostname, port) from --location (Tahoe's tcp:HOST:PORT form, or HOST) and --port."""
+    from veil.formats.nurl import hint_host, is_anonymous_host, normalize_hint
+
     if args.location is None:
         return args.hostname, args.port
-    text = args.location.removeprefix("tcp:")
-    if text.startswith(("tor:", "i2p:")) or text.endswith((".onion", ".i2p")):
+    text = normalize_hint(args.location).removeprefix("tcp:")  # TCP:, X.ONION. too
+    if text.startswith(("tor:", "i2p:")) or is_anonymous_host(hint_host(text)):
         raise UsageError("tor and i2p locations are not yet available in this version of veil")
     host, _, port = text.partition(":")
     if not host or (port and not port.isdigit()):
