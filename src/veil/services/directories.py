@@ -1,21 +1,21 @@
 """Directories from the client side: create, list, change, walk paths.
 
-A mutable directory is an SDMF file holding ``veil.formats.dirnode`` bytes;
-every change is read-modify-write of the whole file (as in Tahoe), retried a
-few times with backoff when another writer changed it meanwhile. Immutable
+A mutable directory is an SDMF (or MDMF) file holding ``veil.formats.dirnode``
+bytes; every change is read-modify-write of the whole file (as in Tahoe): the
+change is applied to the version one server map holds and published with that
+map's tests (``MutableFiles.modify``), retried with backoff while other writers
+change it, so a change reported done is never replaced unseen. Immutable
 directories (``URI:DIR2-CHK:``, ``URI:DIR2-LIT:``) are read through the
 immutable downloader.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-from veil.errors import CapabilityError, NotFound, UncoordinatedWriteError, UsageError
+from veil.errors import CapabilityError, NotFound, UsageError
 from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, LiteralCap
@@ -24,7 +24,6 @@ from veil.services.downloader import Downloader
 from veil.services.mutable_files import MutableFiles
 from veil.services.uploader import Uploader
 
-ATTEMPTS = 4
 Change = Callable[[dict[str, Entry]], dict[str, Entry]]
 
 
@@ -94,19 +93,16 @@ class Directories:
         f = cap.file
         if not isinstance(f, mc.SSKWriteCap):
             raise UsageError("this directory is read-only (its cap is not a write cap)")
-        delay = 1.0
-        for attempt in range(ATTEMPTS):
-            entries = await self.children(cap)
-            new = change(dict(entries))
-            try:
-                await self.files.overwrite(f, dirnode.pack(new, f.writekey))
-                return new
-            except UncoordinatedWriteError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay *= 2.7
-        raise AssertionError("unreachable")
+        writekey = f.writekey
+        result: list[dict[str, Entry]] = []
+
+        def rewrite(old: bytes) -> bytes:
+            new = change(dict(dirnode.unpack(old, writekey)))
+            result.append(new)
+            return dirnode.pack(new, writekey)
+
+        await self.files.modify(f, rewrite, what="directory")
+        return result[-1]
 
     async def walk(self, root: mc.DirCap, path: list[str]) -> Entry:
         """The entry at ``path`` below ``root`` (``NotFound`` naming what is missing)."""

@@ -6,7 +6,11 @@ Reading then fetches only the segments asked for, from k shares, checking
 every block against its share's tree. An in-place update re-encrypts only the
 touched segments (fresh salts), splices their leaves into every share's block
 hash tree, re-signs with seqnum + 1 and writes just those blocks and the
-metadata, under the same test-and-write rules as any publish.
+metadata, under the same test-and-write rules as any publish (the first share
+of the base version first, see ``veil.services.mutable_files``), from one
+server map, retried by ``veil.services.mutable_retry``. A share whose header
+and tree fail to match is read again before it is called corrupt: a publish
+may have fallen between the two reads.
 """
 
 from __future__ import annotations
@@ -19,13 +23,21 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from veil.codec import make_codec
-from veil.errors import FormatError, IntegrityError, NotEnoughSharesError, VeilError
+from veil.errors import (
+    FormatError,
+    IntegrityError,
+    NotEnoughSharesError,
+    VeilError,
+)
 from veil.formats import mdmf, merkle
 from veil.formats import mutable_caps as mc
 from veil.formats.crypto import ctr_cipher
 from veil.formats.hashes import block_hash
 from veil.services.interfaces import StorageClient
-from veil.services.mutable_files import FIRST_READ, MutableFiles, signing_key
+from veil.services.mutable_files import FIRST_READ, MutableFiles, _surprise, signing_key
+from veil.services.mutable_retry import InProgress, Marker, retrying
+
+Change = bytes | Callable[[bytes], bytes]
 
 
 @dataclass
@@ -59,22 +71,29 @@ class MDMFFiles:
     async def _query(self, server: StorageClient, si: bytes, fp: bytes, out: list[Seen]) -> None:
         try:
             for shnum in sorted(await server.mutable_list_shares(si)):
-                raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
-                try:
-                    meta = mdmf.parse_meta(raw)
-                    _, _, _, _, _, _, bht_at, eof = meta.header.offsets
-                    tree_bytes = await server.mutable_read(si, shnum, bht_at, eof - bht_at)
-                    if len(tree_bytes) % 32 or not tree_bytes:
-                        raise FormatError("MDMF block hash tree is truncated")
-                    tree = [tree_bytes[i : i + 32] for i in range(0, len(tree_bytes), 32)]
-                    mdmf.verify_meta(meta, shnum, tree, fp)
-                except (FormatError, IntegrityError) as exc:
-                    out.append(Seen(server, shnum, raw[:41], None, []))
-                    await server.mutable_advise_corrupt(si, shnum, str(exc))
-                    continue
-                out.append(Seen(server, shnum, raw[:41], meta, tree))
+                out.append(await self._query_share(server, si, shnum, fp))
         except VeilError:
             return
+
+    @staticmethod
+    async def _query_share(server: StorageClient, si: bytes, shnum: int, fp: bytes) -> Seen:
+        for _ in range(3):
+            raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
+            try:
+                meta = mdmf.parse_meta(raw)
+                _, _, _, _, _, _, bht_at, eof = meta.header.offsets
+                tree_bytes = await server.mutable_read(si, shnum, bht_at, eof - bht_at)
+                if len(tree_bytes) % 32 or not tree_bytes:
+                    raise FormatError("MDMF block hash tree is truncated")
+                tree = [tree_bytes[i : i + 32] for i in range(0, len(tree_bytes), 32)]
+                mdmf.verify_meta(meta, shnum, tree, fp)
+            except (FormatError, IntegrityError) as exc:
+                if await server.mutable_read(si, shnum, 0, 41) != raw[:41]:
+                    continue  # rewritten between the two reads: read it again
+                await server.mutable_advise_corrupt(si, shnum, str(exc))
+                return Seen(server, shnum, raw[:41], None, [])
+            return Seen(server, shnum, raw[:41], meta, tree)
+        return Seen(server, shnum, raw[:41], None, [])  # changing too fast to read
 
     async def server_map(self, si: bytes, fingerprint: bytes) -> list[Seen]:
         seen: list[Seen] = []
@@ -164,17 +183,64 @@ class MDMFFiles:
         return cap
 
     async def overwrite(self, cap: mc.SSKWriteCap, data: bytes) -> int:
-        seen, version = await self._version(cap.read_cap())
+        return await self.modify(cap, data)
+
+    async def modify(self, cap: mc.SSKWriteCap, change: Change, *, what: str = "file") -> int:
+        """Publish ``change`` (new contents, or a function of the current ones)
+        from one server map, retrying under contention; returns the new seqnum."""
+        return await retrying(lambda stale: self._modify_once(cap, change, stale), what=what)
+
+    async def _writable(self, cap: mc.SSKWriteCap, stale: Marker) -> tuple[list[Seen], Version]:
+        """The map and its best version, if no newer (unfinished) one is in it."""
+        seen = await self.server_map(cap.read_cap().storage_index, cap.fingerprint)
+        version = self.best(seen)
+        if version is None:
+            good = frozenset((s.server.server_id, s.shnum, s.checkstring) for s in seen if s.meta)
+            if good and not good <= stale:
+                raise InProgress(good)
+            raise NotEnoughSharesError(
+                f"not enough good shares of this MDMF file were found ({len(seen)} seen)"
+            )
+        seqnum = version.meta.header.seqnum
+        newer = frozenset(
+            (s.server.server_id, s.shnum, s.checkstring)
+            for s in seen
+            if s.meta and s.meta.header.seqnum > seqnum
+        )
+        if not newer <= stale:
+            raise InProgress(newer)
+        return seen, version
+
+    async def _read_version(self, cap: mc.SSKWriteCap, version: Version) -> bytes:
+        """The whole contents of ``version``; a surprise if it changes while read."""
+        g = version.geometry
+        segs = [await self._segment_of(cap, version, s) for s in range(g.num_segments)]
+        return b"".join(segs)[: g.datalen]
+
+    async def _segment_of(self, cap: mc.SSKWriteCap, version: Version, s: int) -> bytes:
+        """Segment ``s`` of ``version``; a surprise if the version was replaced meanwhile."""
+        si, readkey = cap.read_cap().storage_index, cap.read_cap().readkey
+        try:
+            return await self._segment(si, version, s, readkey)
+        except NotEnoughSharesError:
+            now = self.best(await self.server_map(si, cap.fingerprint))
+            if now is not None and now.meta.header != version.meta.header:
+                raise _surprise() from None
+            raise
+
+    async def _modify_once(self, cap: mc.SSKWriteCap, change: Change, stale: Marker) -> int:
+        seen, version = await self._writable(cap, stale)
+        data = change(await self._read_version(cap, version)) if callable(change) else change
         key, der = self._signing_key(cap, version)
         seqnum = max(s.meta.header.seqnum for s in seen if s.meta) + 1
         g = version.geometry
-        await self._publish(cap, key, der, data, seqnum, g.k, g.n, seen)
+        await self._publish(cap, key, der, data, seqnum, g.k, g.n, seen, _base(version))
         return seqnum
 
     def _signing_key(
         self, cap: mc.SSKWriteCap, version: Version
     ) -> tuple[rsa.RSAPrivateKey, bytes]:
-        return signing_key(cap, version.meta.enc_privkey)
+        return signing_key(cap, [s.meta.enc_privkey for s in version.shares.values() if s.meta])
 
     async def _publish(
         self,
@@ -186,6 +252,7 @@ class MDMFFiles:
         k: int,
         n: int,
         seen: list[Seen],
+        base: list[tuple[StorageClient, int]] | None = None,
     ) -> None:
         readkey = mc.readkey_from_writekey(cap.writekey)
         g = mdmf.Geometry.for_length(len(data), k, n)
@@ -204,7 +271,7 @@ class MDMFFiles:
         writes = await asyncio.to_thread(encode)
         si = mc.storage_index_from_readkey(readkey)
         old = [(s.server, s.shnum, s.checkstring) for s in seen]
-        await self.files.place_and_write(si, cap.writekey, writes, k, n, old)
+        await self.files.place_and_write(si, cap.writekey, writes, k, n, old, base=base)
 
     @staticmethod
     def _shares(
@@ -241,13 +308,26 @@ class MDMFFiles:
     async def update(self, cap: mc.SSKWriteCap, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset``; only the touched segments are re-encoded
         when the file does not grow (else the whole file is republished)."""
-        seen, version = await self._version(cap.read_cap())
+
+        def splice(whole: bytes) -> bytes:
+            gap = bytes(max(0, offset - len(whole)))
+            return whole[:offset] + gap + data + whole[offset + len(data) :]
+
+        return await retrying(lambda stale: self._update_once(cap, offset, data, splice, stale))
+
+    async def _update_once(
+        self,
+        cap: mc.SSKWriteCap,
+        offset: int,
+        data: bytes,
+        splice: Callable[[bytes], bytes],
+        stale: Marker,
+    ) -> int:
+        seen, version = await self._writable(cap, stale)
         g = version.geometry
-        if offset + len(data) > g.datalen or not data:
-            whole = await self.read(cap)
-            merged = whole[:offset] + bytes(max(0, offset - len(whole))) + data
-            merged += whole[offset + len(data) :]
-            return await self.overwrite(cap, merged)
+        holders = {sh: s for sh, s in version.shares.items()}
+        if offset + len(data) > g.datalen or not data or len(holders) < g.n:
+            return await self._modify_once(cap, splice, stale)
         key, _ = self._signing_key(cap, version)
         readkey = mc.readkey_from_writekey(cap.writekey)
         si = mc.storage_index_from_readkey(readkey)
@@ -255,7 +335,7 @@ class MDMFFiles:
         codec = make_codec(g.k, g.n, backend=self.files.codec_backend)
         new_blocks: dict[int, list[bytes]] = {}
         for s in range(first, last + 1):
-            old = await self._segment(si, version, s, readkey)
+            old = await self._segment_of(cap, version, s)
             start = s * g.segsize
             lo, hi = max(offset, start) - start, min(offset + len(data), start + len(old)) - start
             seg = old[:lo] + data[start + lo - offset : start + hi - offset] + old[hi:]
@@ -263,9 +343,6 @@ class MDMFFiles:
             coded = codec.encode_segment(mdmf.encrypt_segment(seg, salt, readkey, g))
             new_blocks[s] = [salt + bytes(b) for b in coded]
         seqnum = max(s.meta.header.seqnum for s in seen if s.meta) + 1
-        holders = {sh: s for sh, s in version.shares.items()}
-        if len(holders) < g.n:
-            return await self.overwrite(cap, await self._spliced(cap, offset, data))
         trees = []
         for sh in range(g.n):
             tree = list(holders[sh].tree)
@@ -301,13 +378,13 @@ class MDMFFiles:
             writes[sh] = ws
         previous = [(s.server, s.shnum, s.checkstring) for s in seen]
         await self.files.place_and_write(
-            si, cap.writekey, writes, g.k, g.n, previous, new_shares=False
+            si, cap.writekey, writes, g.k, g.n, previous, new_shares=False, base=_base(version)
         )
         return seqnum
 
-    async def _spliced(self, cap: mc.SSKWriteCap, offset: int, data: bytes) -> bytes:
-        whole = await self.read(cap)
-        return whole[:offset] + data + whole[offset + len(data) :]
+
+def _base(version: Version) -> list[tuple[StorageClient, int]]:
+    return [(s.server, sh) for sh, s in version.shares.items()]
 
 
 def _serialize(key: rsa.RSAPrivateKey) -> tuple[bytes, bytes]:

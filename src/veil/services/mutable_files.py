@@ -1,24 +1,33 @@
-"""Mutable files (SDMF) from the client side: create, read, overwrite.
+"""Mutable files (SDMF) from the client side: create, read, overwrite, modify.
 
 Every operation starts with a *server map*: each server is asked for its
-shares of the storage index and the first 4000 bytes of each (usually the
-whole share of a small file), and every share is checked — public key against
-the cap's fingerprint, RSA-PSS signature, block and share hashes — before it
-counts. The best version is the recoverable one (k good shares) with the
-highest (seqnum, root hash).
+shares of the storage index and each share is read whole in one request (the
+first 4000 bytes, and when it is longer, all of it again), so a concurrent
+publish can never hand the map half of one version and half of another. Every
+share is checked — public key against the cap's fingerprint, RSA-PSS signature,
+block and share hashes — before it counts. The best version is the recoverable
+one (k good shares) with the highest (seqnum, root hash).
 
 A publish writes seqnum + 1 with one test-and-write per server: a share the map
 saw is replaced only if it still holds what the map saw (its 57-byte
-checkstring), a new one only if none exists. If any test fails another writer
-got there first: the publish finishes what it can and raises
-``UncoordinatedWriteError``, never silently losing the other writer's data.
+checkstring), a new one only if none exists. The server with the first share
+of the base version (in permuted order) is written first, alone: concurrent
+writers from the same version all race for it, and the losers stop before
+touching any other share, so a lost race leaves no fragments behind. If any
+test fails, another writer got there first: ``UncoordinatedWriteError``.
+
+``modify`` is read-modify-write from *one* map (the change is applied to the
+version that map holds and published with its checkstrings, so a version
+written since fails the tests); ``veil.services.mutable_retry`` retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,6 +57,7 @@ from veil.formats.params import EncodingParameters
 from veil.formats.storage_types import TestWrite
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
+from veil.services.mutable_retry import InProgress, Marker, retrying
 
 if TYPE_CHECKING:
     from veil.services.mdmf_files import MDMFFiles
@@ -56,15 +66,26 @@ FIRST_READ = 4000
 MUST_NOT_EXIST = (0, 1, b"")
 
 
-def signing_key(cap: mc.SSKWriteCap, enc_privkey: bytes) -> tuple[rsa.RSAPrivateKey, bytes]:
-    """The file's signing key (and its DER), decrypted from a share with the write key."""
-    der = ctr_cipher(cap.writekey).update(enc_privkey)
-    if mc.writekey_from_privkey(der) != cap.writekey:
-        raise IntegrityError("the encrypted signing key in the shares does not match the cap")
+def signing_key(
+    cap: mc.SSKWriteCap, enc_privkeys: bytes | Iterable[bytes]
+) -> tuple[rsa.RSAPrivateKey, bytes]:
+    """The signing key (and its DER) from the first share whose encrypted copy is
+    right: no signature covers it, so one bad share must not stop a writer."""
+    for enc in [enc_privkeys] if isinstance(enc_privkeys, bytes) else enc_privkeys:
+        der = ctr_cipher(cap.writekey).update(enc)
+        if mc.writekey_from_privkey(der) != cap.writekey:
+            continue
+        return _load_key(der), der
+    raise IntegrityError("the encrypted signing key in the shares does not match the cap")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_key(der: bytes) -> rsa.RSAPrivateKey:
+    """Loading checks the key, which takes 20-200 ms: once per key, not per retry."""
     key = load_der_private_key(der, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise IntegrityError("the signing key in the shares is not RSA")
-    return key, der
+    return key
 
 
 def generate_key() -> rsa.RSAPrivateKey:
@@ -100,6 +121,25 @@ class ServerMap:
 
     def highest_seqnum(self) -> int:
         return max((s.share.seqnum for s in self.seen if s.share is not None), default=0)
+
+    def newer_than(self, seqnum: int) -> Marker:
+        """Good shares with a higher seqnum than the best version's: an unfinished
+        publish (or the remains of a dead writer)."""
+        return frozenset(
+            (s.server.server_id, s.shnum, s.checkstring)
+            for s in self.seen
+            if s.share is not None and s.share.seqnum > seqnum
+        )
+
+    def tests(self) -> list[tuple[StorageClient, int, bytes]]:
+        return [(s.server, s.shnum, s.checkstring) for s in self.seen]
+
+
+def _surprise() -> UncoordinatedWriteError:
+    return UncoordinatedWriteError(
+        "another writer changed this mutable file at the same time",
+        hint="read it again and repeat your change if it is still needed",
+    )
 
 
 def _first(version: dict[int, _Seen]) -> sdmf.SDMFShare:
@@ -139,12 +179,8 @@ class MutableFiles:
         try:
             shares = await server.mutable_list_shares(si)
             for shnum in sorted(shares):
-                raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
+                raw = await self._read_whole(server, si, shnum)
                 try:
-                    if len(raw) >= sdmf.HEADER.size:
-                        eof = sdmf.HEADER.unpack_from(raw)[-1]
-                        if eof > len(raw) and eof <= sdmf.MAX_SHARE:
-                            raw += await server.mutable_read(si, shnum, len(raw), eof - len(raw))
                     share = sdmf.parse_share(raw)
                     sdmf.verify_share(share, shnum, fingerprint)
                 except (FormatError, IntegrityError) as exc:
@@ -155,14 +191,26 @@ class MutableFiles:
         except VeilError:
             return  # an unreachable or misbehaving server just is not in the map
 
+    @staticmethod
+    async def _read_whole(server: StorageClient, si: bytes, shnum: int) -> bytes:
+        """One share from a single read (atomic on the server); a longer one is read
+        again whole, never glued from two reads a publish could fall between."""
+        raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
+        for _ in range(3):
+            if len(raw) < sdmf.HEADER.size:
+                break
+            eof = sdmf.HEADER.unpack_from(raw)[-1]
+            if eof <= len(raw) or eof > sdmf.MAX_SHARE:
+                break
+            raw = await server.mutable_read(si, shnum, 0, eof)
+        return raw
+
     async def server_map(self, si: bytes, fingerprint: bytes) -> ServerMap:
         found = ServerMap()
 
         async def bounded(server: StorageClient) -> None:
-            try:
+            with contextlib.suppress(TimeoutError):  # one that does not answer is not in it
                 await asyncio.wait_for(self._query(server, si, fingerprint, found), self.timeout)
-            except TimeoutError:
-                pass  # a server that does not answer is not in the map
 
         await asyncio.gather(*(bounded(s) for s in self.broker.servers))
         return found
@@ -194,23 +242,48 @@ class MutableFiles:
         if callable(data):
             data = data(cap)
         p = self.params
-        await self._publish(cap, key, der, data, 1, p.needed, p.total, ServerMap())
+        await self._publish(cap, key, der, data, 1, p.needed, p.total, [])
         return cap
 
     async def overwrite(self, cap: mc.SSKWriteCap, data: bytes) -> int:
-        """Replace the contents; returns the new sequence number."""
+        """Replace the contents (waiting for other writers); returns the new seqnum."""
+        return await self.modify(cap, data)
+
+    async def modify(
+        self,
+        cap: mc.SSKWriteCap,
+        change: bytes | Callable[[bytes], bytes],
+        *,
+        what: str = "mutable file",
+    ) -> int:
+        """Publish ``change`` (new contents, or a function of the current ones),
+        retrying while other writers change the file; returns the new seqnum."""
         if cap.mdmf:
-            return await self.mdmf().overwrite(cap, data)
+            return await self.mdmf().modify(cap, change, what=what)
+        return await retrying(lambda stale: self._modify_once(cap, change, stale), what=what)
+
+    async def _modify_once(
+        self, cap: mc.SSKWriteCap, change: bytes | Callable[[bytes], bytes], stale: Marker
+    ) -> int:
         read_cap = cap.read_cap()
         found = await self.server_map(read_cap.storage_index, cap.fingerprint)
         best = found.best()
+        newer = found.newer_than(_first(best).seqnum if best else -1)
+        if not newer <= stale:
+            raise InProgress(newer)  # wait for it (with no best version: maybe mid-publish)
         if best is None:
             raise NotEnoughSharesError("no readable version of this mutable file was found")
-        share = next(iter(best.values())).share
-        assert share is not None
-        key, der = signing_key(cap, share.enc_privkey)
+        shares = {sh: s.share for sh, s in best.items() if s.share is not None}
+        first = _first(best)
+        if callable(change):
+            codec = make_codec(first.k, first.n, backend=self.codec_backend)
+            data = change(sdmf.decrypt(shares, read_cap.readkey, codec.decode))
+        else:
+            data = change
+        key, der = signing_key(cap, [s.enc_privkey for s in shares.values()])
         seqnum = found.highest_seqnum() + 1
-        await self._publish(cap, key, der, data, seqnum, share.k, share.n, found)
+        base = [(s.server, s.shnum) for s in best.values()]
+        await self._publish(cap, key, der, data, seqnum, first.k, first.n, found.tests(), base)
         return seqnum
 
     async def _publish(
@@ -222,7 +295,8 @@ class MutableFiles:
         seqnum: int,
         k: int,
         n: int,
-        found: ServerMap,
+        seen: list[tuple[StorageClient, int, bytes]],
+        base: list[tuple[StorageClient, int]] | None = None,
     ) -> None:
         readkey = mc.readkey_from_writekey(cap.writekey)
         si = mc.storage_index_from_readkey(readkey)
@@ -240,8 +314,7 @@ class MutableFiles:
             encode_segment=codec.encode_segment,
         )
         writes = {sh: [(0, share.pack())] for sh, share in enumerate(shares)}
-        seen = [(s.server, s.shnum, s.checkstring) for s in found.seen]
-        await self.place_and_write(si, cap.writekey, writes, k, n, seen)
+        await self.place_and_write(si, cap.writekey, writes, k, n, seen, base=base or [])
 
     async def place_and_write(
         self,
@@ -253,10 +326,11 @@ class MutableFiles:
         seen: list[tuple[StorageClient, int, bytes]],
         *,
         new_shares: bool = True,
+        base: list[tuple[StorageClient, int]] | None = None,
     ) -> None:
-        """Write each share where the map saw it (testing its old checkstring),
-        and homeless ones (``new_shares``) to the least-loaded servers, earliest
-        in the permuted ring; raise ``UncoordinatedWriteError`` on a surprise."""
+        """Write each share where the map saw it (testing its checkstring), homeless
+        ones (``new_shares``) to the least-loaded servers, earliest in the ring;
+        the server of the first ``base`` share goes first, alone (the leader)."""
         plan: dict[str, dict[int, tuple[int, int, bytes]]] = {}  # server id -> shnum -> test
         servers = {s.server_id: s for s in self.broker.servers}
         for server, shnum, check in seen:
@@ -271,16 +345,30 @@ class MutableFiles:
             j = min(range(len(ring)), key=lambda j: (len(plan.get(ring[j].server_id, {})), j))
             plan.setdefault(ring[j].server_id, {})[sh] = MUST_NOT_EXIST
         wem = mc.write_enabler_master(writekey)
+        where = {s.server_id: j for j, s in enumerate(ring)}
+        leaders = [
+            server.server_id
+            for server, shnum in sorted(
+                base or [], key=lambda b: (where.get(b[0].server_id, len(where)), b[1])
+            )
+        ]
+        written = 0
+        for sid in dict.fromkeys(leaders):  # the first one that answers leads
+            if sid not in plan:
+                continue
+            count, surprised = await self._write(servers[sid], si, wem, plan.pop(sid), writes)
+            if surprised:
+                raise _surprise()
+            written += count
+            if count:
+                break
         results = await asyncio.gather(
             *(self._write(servers[sid], si, wem, tests, writes) for sid, tests in plan.items())
         )
-        written = sum(r for r, _ in results)
+        written += sum(r for r, _ in results)
         surprised = any(s for _, s in results)
         if surprised:
-            raise UncoordinatedWriteError(
-                "another writer changed this mutable file at the same time",
-                hint="read it again and repeat your change if it is still needed",
-            )
+            raise _surprise()
         if written < k:
             raise UploadError(f"only {written} share(s) of the mutable file could be written")
 
