@@ -97,8 +97,11 @@ async def _create_alias(args: argparse.Namespace) -> int:
     if name in Aliases(node).load():
         raise UsageError(f"alias {name!r} already exists")
     async with open_client(node) as client:
-        cap = await client.directories().create()
-    Aliases(node).add(name, cap.to_string())
+
+        async def make() -> str:  # under the alias lock: the name cannot be taken meanwhile
+            return (await client.directories().create()).to_string()
+
+        await Aliases(node).create(name, make)
     sys.stdout.write(f"Alias {name!r} created\n")
     return 0
 
