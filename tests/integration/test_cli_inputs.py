@@ -256,6 +256,11 @@ def test_put_reads_what_unsized_files_yield(cli: Cli, tmp_path: Path) -> None:
         out = tmp_path / "back.img"
         cli.ok("get", cap, str(out))
         assert out.read_bytes() == content
+        # and get writes into a block device (here the loop device over our image)
+        other = cli.ok("put", "-", input=content[::-1]).strip()
+        cli.ok("get", other, loop.strip(), real=True)
+        assert stat.S_ISBLK(os.stat(loop.strip()).st_mode)
+        assert image.read_bytes() == content[::-1]
     finally:
         subprocess.run(["losetup", "-d", loop.strip()], check=True, timeout=30)
     # a FIFO is read to its end, as standard input is
