@@ -3,8 +3,12 @@
 ``start`` creates (or reuses) N storage nodes and one client node under DIR,
 starts each storage node as its own ``veil run`` process, waits until every
 one has announced itself, and writes the client's ``private/servers.yaml``.
-``stop`` ends each process by the PID it recorded. Re-running ``start`` on
-the same DIR keeps every node's identity and shares.
+``stop`` ends each process by the PID it recorded in ``veil.pid``, but only
+after checking that the PID still is that node (``/proc/PID/cmdline`` is
+``veil ... run NODE`` for this very directory): a PID left from an earlier boot
+or crash may belong to any process now, and a stale file is removed with one
+warning instead. Re-running ``start`` on the same DIR keeps every node's
+identity and shares.
 """
 
 from __future__ import annotations
@@ -69,12 +73,41 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _read_pid(node: Path) -> int | None:
+def is_node_process(pid: int, node: Path) -> bool:
+    """Whether process ``pid`` is ``veil run NODE`` for this node directory."""
     try:
-        pid = int((node / "veil.pid").read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [os.fsdecode(a) for a in argv if a]
+    if "run" not in words or not any("veil" in Path(w).name for w in words):
+        return False
+    here = node.resolve()
+    for w in words[words.index("run") + 1 :]:
+        try:
+            if Path(w).resolve() == here:
+                return True
+        except (OSError, RuntimeError):
+            continue
+    return False
+
+
+def _read_pid(node: Path, *, quiet: bool = False) -> int | None:
+    """The PID of this node's running process; a stale ``veil.pid`` (no such
+    process, or another program now has that PID) is removed with a warning."""
+    pid_file = node / "veil.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    if _pid_alive(pid) and is_node_process(pid, node):
+        return pid
+    if not quiet:
+        sys.stderr.write(
+            f"veil: warning: removed stale {node.name}/veil.pid (process {pid} is not this node)\n"
+        )
+    pid_file.unlink(missing_ok=True)
+    return None
 
 
 def start_node(node: Path) -> int:
@@ -83,7 +116,7 @@ def start_node(node: Path) -> int:
     (node / "private" / "announcement.yaml").unlink(missing_ok=True)
     log = open(node / "logs" / "veil.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "veil.frontends.cli.main", "run", str(node)],
+        [sys.executable, "-m", "veil.frontends.cli.main", "run", str(node.resolve())],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
@@ -108,7 +141,7 @@ def wait_announced(nodes: list[Path], timeout: float = START_TIMEOUT) -> dict[st
                 doc = yaml.safe_load(ann_file.read_text())
                 found[doc["server_id"]] = doc["ann"]
                 pending.remove(node)
-            elif _read_pid(node) is None:
+            elif _read_pid(node, quiet=True) is None:
                 tail = (node / "logs" / "veil.log").read_text(errors="replace")[-400:]
                 raise ConfigError(f"storage node {node.name} exited at start:\n{tail.strip()}")
         if pending and time.monotonic() > deadline:
@@ -160,10 +193,10 @@ def _stop(nodes: list[Path]) -> int:
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(_pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in pids.values():
-        if _pid_alive(pid):
+    for node, pid in pids.items():
+        if _pid_alive(pid) and is_node_process(pid, node):
             os.kill(pid, signal.SIGKILL)
-    for node in nodes:
+    for node in pids:
         (node / "veil.pid").unlink(missing_ok=True)
     return len(pids)
 
