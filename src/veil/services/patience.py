@@ -12,6 +12,8 @@ saying how long it was waited for; the caller drops that server and goes on
 with the others, as Tahoe's downloader moves on from overdue servers.
 
 Calls that all hang are left to their own timeouts (nothing to compare them to).
+The broker holds the patience of a client: ``PATIENCE``, or ``TOR_PATIENCE``
+when servers are reached through Tor.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from veil.services.server_failures import Stalled
 
 T = TypeVar("T")
 PATIENCE = 5.0  # seconds without progress before a straggler is given up
+TOR_PATIENCE = 30.0  # circuits differ widely in how long they take to build
 
 
 async def gather_patiently(

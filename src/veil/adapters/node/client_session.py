@@ -28,6 +28,7 @@ from veil.formats.nurl import NURL, parse_furl, parse_nurl
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
 from veil.services.downloader import Downloader
+from veil.services.patience import PATIENCE, TOR_PATIENCE
 from veil.services.uploader import Uploader
 
 if TYPE_CHECKING:
@@ -209,7 +210,8 @@ async def open_client(
             if sid in static:
                 raise  # the user's own servers.yaml: say what is wrong
             log.warning("ignoring server %s: %s", sid[:16], exc)
-    broker = StorageBroker(clients)
+    over_tor = any(c.via == "tor" for c in clients)
+    broker = StorageBroker(clients, patience=TOR_PATIENCE if over_tor else PATIENCE)
     try:
         yield Client(node, broker, node.encoding_parameters(), servers)
     finally:
