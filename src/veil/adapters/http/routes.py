@@ -15,6 +15,7 @@ address (``veil.adapters.net.connection_policy``).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,8 +57,10 @@ class Route:
         """How this address is named in messages: an anonymous one is not written."""
         return "via tor" if self.via == "tor" else f"at {self.nurl.netloc}"
 
-    @property
+    @functools.cached_property
     def pin(self) -> SpkiPin:
+        """One pin object per address: aiohttp pools connections by their ``ssl``
+        argument, so a new object per request would open a connection per request."""
         return SpkiPin(self.nurl.spki_hash)
 
     @property
