@@ -99,7 +99,7 @@ def picture(root: Path, skip: set[str] = frozenset()) -> dict[str, tuple[Any, ..
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
-            if rel in skip or name.startswith(".veil"):
+            if rel in skip or name.startswith(".veil") or name.endswith(".veil-part"):
                 continue
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):

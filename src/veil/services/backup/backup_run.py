@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from veil.errors import UploadError, UsageError, VeilError
+from veil.errors import UnhappinessError, UploadError, UsageError, VeilError
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.formats.params import LIT_SIZE_THRESHOLD
@@ -115,6 +115,16 @@ class BackupRun:
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.uploader = uploader
+        # A killed run leaves its unfinished shares reserved on the servers (for a
+        # minute), which blocks the same convergent upload; such a file is then
+        # uploaded under a random key instead.
+        self.fresh = Uploader(
+            uploader.broker,
+            uploader.params,
+            lease_secret=uploader.lease_secret,
+            convergence_secret=None,
+            codec_backend=uploader.codec_backend,
+        )
         self.dirs = dirs
         self.cache = cache
         self.excluder = excluder or Excluder()
@@ -223,7 +233,10 @@ class BackupRun:
                 return cap
         entries = {name: Entry(c, None, meta) for name, (c, meta) in children.items()}
         async with self.slots:
-            made = await self.dirs.create_immutable(entries, self.uploader)
+            try:
+                made = await self.dirs.create_immutable(entries, self.uploader)
+            except UnhappinessError:
+                made = await self.dirs.create_immutable(entries, self.fresh)
         self.cache.dir_done(key, made.to_string())
         self.summary.dirs_new += 1
         return made
@@ -252,7 +265,10 @@ class BackupRun:
                 try:
                     with open(path, "rb") as f:
                         before = os.fstat(f.fileno())
-                        cap = await self._upload(f, before.st_size)
+                        try:
+                            cap = await self._upload(f, before.st_size, self.uploader)
+                        except UnhappinessError:
+                            cap = await self._upload(f, before.st_size, self.fresh)
                         after = os.fstat(f.fileno())
                 except PermissionError:
                     self._unreadable(path, "file")
@@ -278,7 +294,10 @@ class BackupRun:
         self.on_file(before.st_size, True)
         return cap, self._meta(before)
 
-    async def _upload(self, f: io.BufferedReader, size: int) -> str:
+    async def _upload(self, f: io.BufferedReader, size: int, uploader: Uploader) -> str:
+        f.seek(0)
+        if uploader is self.fresh:
+            return (await uploader.upload_file(f, size)).cap.to_string()
         if self.small is not None and LIT_SIZE_THRESHOLD < size <= SMALL:
             data = f.read(size + 1)
             if len(data) != size:
