@@ -59,7 +59,7 @@ def summary(out: str) -> dict[str, Any]:
     lines = [json.loads(line) for line in out.splitlines()]
     assert all("message_type" in line for line in lines)
     (last,) = [line for line in lines if line["message_type"] == "summary"]
-    return last
+    return dict(last)
 
 
 def start(grid: Path, *args: str) -> subprocess.Popen[bytes]:
