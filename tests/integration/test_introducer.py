@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -199,3 +200,24 @@ def test_welcome_page_and_status_show_the_same_facts(grid: Grid) -> None:
         assert page["introducers"]["statuses"] == ["configured: default"]
     finally:
         grid.stop("c1")
+
+
+def test_no_swissnum_outside_private(grid: Grid) -> None:
+    """Announcements hold NURLs with swissnums: the introducer keeps them in private/ only."""
+    assert connected(grid, "c1") == 5
+    swissnums = set()
+    for i in range(5):
+        ann = (grid.root / f"s{i}" / "private" / "announcement.yaml").read_text()
+        for url in re.findall(r"pb://[^\s'\"]+", ann):  # NURLs and the Foolscap fURL
+            swissnums.add(url.split("#")[0].rsplit("/", 1)[1])
+    assert swissnums
+    state = grid.root / "intro" / "private" / "introducer-state.json"
+    grid.wait_for(state)
+    assert state.stat().st_mode & 0o777 == 0o600
+    for node in ["intro", *(f"s{i}" for i in range(5)), "c1", "c2"]:
+        for path in (grid.root / node).rglob("*"):
+            if "private" in path.relative_to(grid.root / node).parts or not path.is_file():
+                continue
+            text = path.read_bytes()
+            leaked = [s for s in swissnums if s.encode() in text]
+            assert not leaked, f"{path} holds a swissnum"

@@ -29,6 +29,7 @@ from veil.adapters.http.storage_server import RunningServer
 from veil.adapters.http.tls import SpkiPin
 from veil.adapters.net.connection_policy import Networks
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
+from veil.adapters.node.files import write_private
 from veil.errors import ConfigError, FormatError, ServerUnavailable, VeilError
 from veil.formats.announcement import MAX_ANNOUNCEMENT, AnnouncementBook, SignedAnnouncement
 from veil.formats.nurl import NURL, is_anonymous_host
@@ -61,18 +62,21 @@ class IntroducerService:
         self.book = AnnouncementBook()
         self.state = state
         if state is not None and state.exists():
-            for doc in json.loads(state.read_text()):
+            try:
+                docs = json.loads(state.read_bytes())
+            except (OSError, ValueError) as exc:  # a cache: the servers announce again
+                log.warning("introducer state %s unreadable, starting empty: %s", state.name, exc)
+                docs = []
+            for doc in docs if isinstance(docs, list) else []:
                 try:
                     self.book.offer(SignedAnnouncement.from_json(doc))
-                except FormatError:
+                except (FormatError, ValueError, TypeError, KeyError):
                     continue
 
     def _save(self) -> None:
+        # announcements hold the servers' NURLs with their swissnums: a secret
         if self.state is not None:
-            docs = [s.to_json() for s in self.book.signed()]
-            tmp = self.state.with_suffix(".tmp")
-            tmp.write_text(json.dumps(docs))
-            tmp.replace(self.state)
+            write_private(self.state, json.dumps([s.to_json() for s in self.book.signed()]))
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_ANNOUNCEMENT + 1024)

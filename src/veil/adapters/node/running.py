@@ -228,7 +228,7 @@ class StorageNode:
         if not present(swiss_file):
             write_private(swiss_file, base32.b2a(os.urandom(20)) + "\n")
         return IntroducerService(
-            read_text(swiss_file).strip(), self.node.path / "introducer-state.json"
+            read_text(swiss_file).strip(), self.node.private / "introducer-state.json"
         )
 
     def _onion_ports(self) -> dict[str, tuple[int, int]]:
