@@ -5,6 +5,8 @@ database in Tahoe 1.20's schema."""
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import os
 import sqlite3
 import stat
@@ -154,3 +156,35 @@ def test_backupdb_not_a_database(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(ConfigError, match="cannot be used as a backup database"):
         BackupDB(path)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_and_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.frontends.cli import backup_report
+
+    monkeypatch.setattr(backup_report, "REDRAW", 0.0)
+    monkeypatch.setattr(backup_report, "JSON_EVERY", 0.0)
+    err, out = _Terminal(), io.StringIO()
+    r = backup_report.Reporter(
+        "backup", as_json=False, total_files=4, total_bytes=4096, err=err, out=out
+    )
+    r.file(1024)
+    r.file(1024)
+    line = err.getvalue()
+    assert "backup: 2/4 files, 2.0 KiB/4.0 KiB" in line and "ETA" in line and "/s" in line
+    r.warning("skipped x")
+    r.summary("done")
+    assert "veil: warning: skipped x" in err.getvalue() and out.getvalue() == "done\n"
+    out = io.StringIO()
+    j = backup_report.Reporter("backup", as_json=True, total_files=2, total_bytes=10, out=out)
+    j.file(5)
+    j.warning("w")
+    j.summary("ignored", files=2)
+    kinds = [json.loads(x)["message_type"] for x in out.getvalue().splitlines()]
+    assert kinds == ["status", "warning", "summary"]
+    status = json.loads(out.getvalue().splitlines()[0])
+    assert status["percent_done"] == 0.5 and status["files_done"] == 1

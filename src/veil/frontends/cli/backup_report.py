@@ -109,7 +109,7 @@ class Reporter:
 
     def _draw(self, now: float) -> None:
         s = self.status(now)
-        rate = self.bytes / s["seconds_elapsed"]
+        rate = self.bytes / max(now - self.start, 1e-6)
         line = f"{self.verb}: {self.files}"
         if self.total_files is not None:
             line += f"/{self.total_files}"
