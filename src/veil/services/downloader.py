@@ -20,10 +20,12 @@ from veil.codec import make_codec
 from veil.errors import IntegrityError, NotEnoughSharesError, ServerUnavailable, VeilError
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.decoder import FIRST_READ_SIZE, SegmentDecoder, ShareValidator, trailer_range
+from veil.formats.wire_batch import MAX_BATCH_SHARE
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
 from veil.services.patience import gather_patiently
 from veil.services.server_failures import entry, summary
+from veil.services.small_files import read_small
 
 READ_AHEAD = 4  # segments fetched ahead of the one being returned
 LIST_TIMEOUT = 15.0
@@ -187,6 +189,11 @@ def _failure_hint(stats: DownloadStats) -> str:
     return ", ".join(parts) or "are enough storage servers running?"
 
 
+# Files whose shares are at most about this size are read in one batched request
+# per server when the servers offer it (``veil.services.small_files``).
+SMALL_FILE = MAX_BATCH_SHARE - 16 * 1024
+
+
 class Downloader:
     """Reads files from the servers of a ``StorageBroker``."""
 
@@ -209,6 +216,11 @@ class Downloader:
             return
         if offset >= end:
             return
+        if cap.size <= SMALL_FILE * cap.needed_shares:
+            whole = await read_small(self.broker, cap, codec_backend=self.codec_backend)
+            if whole is not None:  # every server speaks veil's batch extension
+                yield whole[offset:end]
+                return
         shares = _ShareSet(cap, [], [], self.broker.patience)
         self.last_stats = shares.stats
         stragglers = await self._locate(cap, shares)

@@ -27,9 +27,11 @@ from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.encoder import EncodedFile, EncodedSegment, ImmutableEncoder
 from veil.formats.hashes import convergence_hasher, lease_secrets_for, storage_index_from_readkey
 from veil.formats.params import LIT_SIZE_THRESHOLD, EncodingParameters, FileGeometry
+from veil.formats.wire_batch import MAX_BATCH_SHARE
 from veil.services.broker import StorageBroker
 from veil.services.patience import gather_patiently
 from veil.services.placement_plan import PlacementPlan, plan_placement
+from veil.services.small_files import upload_small
 
 READ_CHUNK = 1024 * 1024
 WRITE_BATCH = 256 * 1024  # bytes buffered per share before a PATCH
@@ -130,6 +132,22 @@ class Uploader:
         geometry = FileGeometry.for_upload(size, p.needed, p.total, p.max_segment_size)
         codec = make_codec(p.needed, p.total, backend=self.codec_backend)
         encoder = ImmutableEncoder(readkey, geometry, codec)
+        if encoder.allocated_size <= MAX_BATCH_SHARE:
+            data = await asyncio.to_thread(_read_exact, f, 0, size)
+            small = await upload_small(
+                self.broker,
+                p,
+                readkey,
+                data,
+                lease_secret=self.lease_secret,
+                codec_backend=self.codec_backend,
+            )
+            if small is not None:  # every server speaks veil's batch extension
+                if self.progress:
+                    self.progress(size)
+                return UploadResult(
+                    small.cap, small.placements, small.happiness, small.pushed_bytes
+                )
         si = storage_index_from_readkey(readkey)
 
         def secrets(lease_seed: bytes) -> tuple[bytes, bytes]:
