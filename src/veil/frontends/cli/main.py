@@ -20,9 +20,20 @@ from typing import NoReturn
 from veil import __version__
 from veil.errors import VeilError
 from veil.formats.cap_display import scrub
-from veil.frontends.cli import caps, config, create_node, fs, get, grid, put, run_node, status
+from veil.frontends.cli import (
+    backup,
+    caps,
+    config,
+    create_node,
+    fs,
+    get,
+    grid,
+    put,
+    run_node,
+    status,
+)
 
-COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs)
+COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs, backup)
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
