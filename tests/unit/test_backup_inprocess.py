@@ -39,8 +39,8 @@ NFD = "e\u0301t\u00e9"  # "été" with the first é decomposed
 
 
 class Grid:
-    def __init__(self, db_path: Path) -> None:
-        self.broker, self.servers = local_grid(4)
+    def __init__(self, db_path: Path, *, batch: bool = False) -> None:
+        self.broker, self.servers = local_grid(4, batch=batch)
         self.uploader = Uploader(
             self.broker, PARAMS, lease_secret=b"s" * 32, convergence_secret=b"c" * 32
         )
@@ -122,11 +122,12 @@ def expected(root: Path) -> dict[str, tuple[Any, ...]]:
     return {unicodedata.normalize("NFC", k): v for k, v in picture(root, NOT_KEPT).items()}
 
 
-def test_backup_change_backup_restore_every_snapshot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [False, True], ids=["standard", "batched"])
+def test_backup_change_backup_restore_every_snapshot(tmp_path: Path, batch: bool) -> None:
     async def main() -> None:
         src = tmp_path / "src"
         make_tree(src)
-        grid = Grid(tmp_path / "db.sqlite")
+        grid = Grid(tmp_path / "db.sqlite", batch=batch)
         first_picture = expected(src)
         cap1, s1 = await grid.backup(src, 1_700_000_000)
         assert s1.files_new == 11 and s1.files_unchanged == 0 and s1.symlinks == 3

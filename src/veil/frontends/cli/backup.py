@@ -20,7 +20,6 @@ from veil.errors import UsageError, VeilError
 from veil.frontends import runtime
 
 if TYPE_CHECKING:
-    from veil.adapters.node.client_session import Client
     from veil.frontends.cli.backup_report import Reporter
     from veil.frontends.cli.grid_paths import GridPath
     from veil.services.backup.metadata import Excluder
@@ -104,18 +103,6 @@ def excluder_for(args: argparse.Namespace) -> Excluder:
     return Excluder(patterns)
 
 
-def small_uploads(client: Client) -> Any:
-    from veil.services.small_files import upload_small
-
-    async def small(readkey: bytes, data: bytes) -> str | None:
-        done = await upload_small(
-            client.broker, client.params, readkey, data, lease_secret=client.node.lease_secret()
-        )
-        return None if done is None else done.cap.to_string()
-
-    return small
-
-
 def reporter(verb: str, args: argparse.Namespace, totals: tuple[int, int] | None) -> Reporter:
     from veil.frontends.cli.backup_report import Reporter
 
@@ -150,7 +137,6 @@ async def _backup(args: argparse.Namespace) -> int:
                 db,
                 excluder=excluder,
                 slots=args.jobs,
-                small=small_uploads(client),
                 on_file=report.file,
                 on_warning=report.warning,
             )

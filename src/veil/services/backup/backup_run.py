@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from veil.errors import UnhappinessError, UploadError, UsageError, VeilError
+from veil.errors import UnhappinessError, UploadError, UsageError
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
-from veil.formats.params import LIT_SIZE_THRESHOLD
 from veil.services.backup.metadata import (
     DIRECTORY,
     FILE,
@@ -43,9 +42,8 @@ from veil.services.backup.metadata import (
     kind_of,
 )
 from veil.services.directories import Directories
-from veil.services.uploader import Uploader, convergent_key
+from veil.services.uploader import Uploader
 
-SMALL = 64 * 1024  # files up to this size may go in batches (``small_files``)
 RETRIES = 2  # a file that changes while read is read again this many times
 
 
@@ -110,7 +108,6 @@ class BackupRun:
         *,
         excluder: Excluder | None = None,
         slots: int = 16,
-        small: Callable[[bytes, bytes], Any] | None = None,
         on_file: Callable[[int, bool], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
@@ -129,7 +126,6 @@ class BackupRun:
         self.cache = cache
         self.excluder = excluder or Excluder()
         self.slots = asyncio.Semaphore(slots)
-        self.small = small  # (readkey, data) -> awaitable cap text or None
         self.on_file = on_file or (lambda n, new: None)
         self.on_warning = on_warning or (lambda line: None)
         self.summary = BackupSummary()
@@ -295,25 +291,8 @@ class BackupRun:
         return cap, self._meta(before)
 
     async def _upload(self, f: io.BufferedReader, size: int, uploader: Uploader) -> str:
-        f.seek(0)
-        if uploader is self.fresh:
-            return (await uploader.upload_file(f, size)).cap.to_string()
-        if self.small is not None and LIT_SIZE_THRESHOLD < size <= SMALL:
-            data = f.read(size + 1)
-            if len(data) != size:
-                raise UploadError("the file changed size while it was being uploaded")
-            secret = self.uploader.convergence_secret
-            if secret is not None:
-                readkey = convergent_key(io.BytesIO(data), size, self.uploader.params, secret)
-                try:
-                    cap = await self.small(readkey, data)
-                except VeilError:
-                    cap = None
-                if cap is not None:
-                    return str(cap)
-            return (await self.uploader.upload_bytes(data)).cap.to_string()
-        result = await self.uploader.upload_file(f, size)
-        return result.cap.to_string()
+        f.seek(0)  # small files go in batches where the servers offer them (uploader)
+        return (await uploader.upload_file(f, size)).cap.to_string()
 
 
 __all__ = ["BackupRun", "BackupSummary", "Cache"]
