@@ -27,8 +27,7 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -58,6 +57,7 @@ from veil.formats.storage_types import TestWrite
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
 from veil.services.mutable_retry import InProgress, Marker, retrying
+from veil.services.mutable_server_map import READ_MARGIN, Seen, ServerMap, first_share
 
 if TYPE_CHECKING:
     from veil.services.mdmf_files import MDMFFiles
@@ -93,59 +93,11 @@ def generate_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@dataclass
-class _Seen:
-    server: StorageClient
-    shnum: int
-    checkstring: bytes
-    share: sdmf.SDMFShare | None  # None: present but corrupt
-
-
-@dataclass
-class ServerMap:
-    seen: list[_Seen] = field(default_factory=list)
-
-    def versions(self) -> dict[bytes, dict[int, _Seen]]:
-        out: dict[bytes, dict[int, _Seen]] = {}
-        for s in self.seen:
-            if s.share is not None:
-                out.setdefault(s.share.signed_prefix(), {}).setdefault(s.shnum, s)
-        return out
-
-    def best(self) -> dict[int, _Seen] | None:
-        """The recoverable version with the highest (seqnum, root hash), if any."""
-        good = [v for v in self.versions().values() if len(v) >= _first(v).k]
-        if not good:
-            return None
-        return max(good, key=lambda v: (_first(v).seqnum, _first(v).root_hash))
-
-    def highest_seqnum(self) -> int:
-        return max((s.share.seqnum for s in self.seen if s.share is not None), default=0)
-
-    def newer_than(self, seqnum: int) -> Marker:
-        """Good shares with a higher seqnum than the best version's: an unfinished
-        publish (or the remains of a dead writer)."""
-        return frozenset(
-            (s.server.server_id, s.shnum, s.checkstring)
-            for s in self.seen
-            if s.share is not None and s.share.seqnum > seqnum
-        )
-
-    def tests(self) -> list[tuple[StorageClient, int, bytes]]:
-        return [(s.server, s.shnum, s.checkstring) for s in self.seen]
-
-
 def _surprise() -> UncoordinatedWriteError:
     return UncoordinatedWriteError(
         "another writer changed this mutable file at the same time",
         hint="read it again and repeat your change if it is still needed",
     )
-
-
-def _first(version: dict[int, _Seen]) -> sdmf.SDMFShare:
-    share = next(iter(version.values())).share
-    assert share is not None
-    return share
 
 
 class MutableFiles:
@@ -184,10 +136,10 @@ class MutableFiles:
                     share = sdmf.parse_share(raw)
                     sdmf.verify_share(share, shnum, fingerprint)
                 except (FormatError, IntegrityError) as exc:
-                    out.seen.append(_Seen(server, shnum, raw[:57], None))
+                    out.seen.append(Seen(server, shnum, raw[:57], None))
                     await server.mutable_advise_corrupt(si, shnum, str(exc))
                     continue
-                out.seen.append(_Seen(server, shnum, raw[:57], share))
+                out.seen.append(Seen(server, shnum, raw[:57], share))
         except VeilError:
             return  # an unreachable or misbehaving server just is not in the map
 
@@ -205,21 +157,40 @@ class MutableFiles:
             raw = await server.mutable_read(si, shnum, 0, eof)
         return raw
 
-    async def server_map(self, si: bytes, fingerprint: bytes) -> ServerMap:
+    async def server_map(
+        self, si: bytes, fingerprint: bytes, servers: Sequence[StorageClient] | None = None
+    ) -> ServerMap:
+        """Every share of every server (or of ``servers``), as a write needs."""
         found = ServerMap()
+        await self._ask(self.broker.servers if servers is None else servers, si, fingerprint, found)
+        return found
 
+    async def _ask(
+        self, servers: Sequence[StorageClient], si: bytes, fingerprint: bytes, found: ServerMap
+    ) -> None:
         async def bounded(server: StorageClient) -> None:
             with contextlib.suppress(TimeoutError):  # one that does not answer is not in it
                 await asyncio.wait_for(self._query(server, si, fingerprint, found), self.timeout)
 
-        await asyncio.gather(*(bounded(s) for s in self.broker.servers))
+        await asyncio.gather(*(bounded(s) for s in servers))
+
+    async def read_map(self, si: bytes, fingerprint: bytes) -> ServerMap:
+        """For a read, as Tahoe's MODE_READ: the first k + ``READ_MARGIN`` servers of
+        the permuted ring (where the shares are placed), and the rest only when they
+        hold no recoverable version or show a newer one being written."""
+        ring = self.broker.permuted(si)
+        first = ring[: self.params.needed + READ_MARGIN]
+        found = await self.server_map(si, fingerprint, first)
+        best = found.best()
+        if best is None or found.highest_seqnum() > first_share(best).seqnum:
+            await self._ask(ring[len(first) :], si, fingerprint, found)
         return found
 
     async def read(self, cap: mc.SSKWriteCap | mc.SSKReadCap) -> bytes:
         read_cap = cap.read_cap() if isinstance(cap, mc.SSKWriteCap) else cap
         if read_cap.mdmf:
             return await self.mdmf().read(read_cap)
-        found = await self.server_map(read_cap.storage_index, read_cap.fingerprint)
+        found = await self.read_map(read_cap.storage_index, read_cap.fingerprint)
         best = found.best()
         if best is None:
             raise NotEnoughSharesError(
@@ -268,13 +239,13 @@ class MutableFiles:
         read_cap = cap.read_cap()
         found = await self.server_map(read_cap.storage_index, cap.fingerprint)
         best = found.best()
-        newer = found.newer_than(_first(best).seqnum if best else -1)
+        newer = found.newer_than(first_share(best).seqnum if best else -1)
         if not newer <= stale:
             raise InProgress(newer)  # wait for it (with no best version: maybe mid-publish)
         if best is None:
             raise NotEnoughSharesError("no readable version of this mutable file was found")
         shares = {sh: s.share for sh, s in best.items() if s.share is not None}
-        first = _first(best)
+        first = first_share(best)
         if callable(change):
             codec = make_codec(first.k, first.n, backend=self.codec_backend)
             data = change(sdmf.decrypt(shares, read_cap.readkey, codec.decode))
