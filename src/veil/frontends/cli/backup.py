@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="leave out version-control files (.git, .svn, CVS, ...)",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="files in flight (default 16)")
+    p.add_argument("-j", "--jobs", type=int, default=32, help="files in flight (default 32)")
     p.set_defaults(func=_cmd(_backup))
     from veil.frontends.cli import backup_restore
 

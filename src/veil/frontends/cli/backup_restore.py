@@ -48,7 +48,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="restore into a non-empty directory, replacing what differs",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="files in flight (default 16)")
+    p.add_argument("-j", "--jobs", type=int, default=32, help="files in flight (default 32)")
     p.set_defaults(func=_cmd(_restore))
     p = sub.add_parser("snapshots", help="list the snapshots of a backup")
     p.add_argument("path", metavar="ALIAS:PATH")

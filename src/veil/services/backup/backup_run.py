@@ -2,11 +2,12 @@
 
 Depth first: a directory's files are started at once (at most ``slots``
 uploads in flight over the one client), its subdirectories are walked while
-they upload, and the directory is made (``URI:DIR2-CHK:`` or ``DIR2-LIT``)
-as soon as all its children are known, so memory holds the directories on
-the current path, not the tree. Files and directories the backup database
-(``Cache``) knows unchanged are not uploaded again; each upload is recorded
-as soon as it finishes, so a killed run loses nothing finished.
+they upload (``WINDOW`` at a time), and the directory is made
+(``URI:DIR2-CHK:`` or ``DIR2-LIT``) as soon as all its children are known,
+so memory holds the directories on the paths being walked, not the tree.
+Files and directories the backup database (``Cache``) knows unchanged are
+not uploaded again; each upload is recorded as soon as it finishes, so a
+killed run loses nothing finished.
 
 Skipped with a warning (the run then exits 3): sockets, devices and FIFOs,
 names that are not valid UTF-8 or that equal another name once NFC
@@ -24,10 +25,11 @@ import os
 import pwd
 import stat
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from veil.errors import UnhappinessError, UploadError, UsageError
 from veil.formats import mutable_caps as mc
@@ -45,6 +47,27 @@ from veil.services.directories import Directories
 from veil.services.uploader import Uploader
 
 RETRIES = 2  # a file that changes while read is read again this many times
+WINDOW = 4  # subdirectories of one directory walked at once
+T = TypeVar("T")
+
+
+async def in_window(jobs: Sequence[Callable[[], Awaitable[T]]], width: int = WINDOW) -> list[T]:
+    """Run ``jobs`` at most ``width`` at a time; their results in order (on a
+    failure the others are cancelled)."""
+    tasks: list[asyncio.Task[T]] = []
+    results: list[T] = []
+    try:
+        for job in jobs:
+            tasks.append(asyncio.ensure_future(job()))
+            if len(tasks) - len(results) >= width:
+                results.append(await tasks[len(results)])
+        while len(results) < len(tasks):
+            results.append(await tasks[len(results)])
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    return results
 
 
 class Cache(Protocol):
@@ -107,7 +130,7 @@ class BackupRun:
         cache: Cache,
         *,
         excluder: Excluder | None = None,
-        slots: int = 16,
+        slots: int = 32,
         on_file: Callable[[int, bool], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
@@ -205,8 +228,8 @@ class BackupRun:
             else:
                 self._skip(f"skipped {child}: a socket, device or FIFO is not backed up")
         try:
-            for grid_name, child, cst in subdirs:
-                made = await self._directory(child, cst)
+            walks = [partial(self._directory, child, cst) for _, child, cst in subdirs]
+            for (grid_name, _, _), made in zip(subdirs, await in_window(walks), strict=True):
                 if made is not None:
                     children[grid_name] = (made[0].to_string(), made[1])
             for grid_name, task in files.items():

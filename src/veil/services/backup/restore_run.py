@@ -21,6 +21,7 @@ import os
 import pwd
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from veil.errors import UsageError, VeilError
@@ -28,6 +29,7 @@ from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.dirnode import Entry
 from veil.services.backup import restore_plan as plan
+from veil.services.backup.backup_run import in_window
 from veil.services.backup.metadata import SYMLINK, Recorded, recorded
 from veil.services.directories import Directories
 from veil.services.downloader import Downloader
@@ -117,7 +119,7 @@ class RestoreRun:
         downloader: Downloader,
         *,
         include: Sequence[str] = (),
-        slots: int = 16,
+        slots: int = 32,
         as_root: bool | None = None,
         on_file: Callable[[int, bool], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
@@ -171,8 +173,7 @@ class RestoreRun:
             elif plan.included(path, self.include):
                 tasks.append(asyncio.ensure_future(self._file(entry, local / name, path)))
         try:
-            for child, path_, rel_, rec_ in subdirs:
-                await self._directory(child, path_, rel_, rec_)
+            await in_window([partial(self._directory, *sub) for sub in subdirs])
             for task in tasks:
                 await task
         except BaseException:
