@@ -147,10 +147,11 @@ def test_reserved_space_and_readonly(make_server: Callable[..., StorageServer]) 
         ).allocated
         == set()
     )
+    # room for one 40 MB share, not two, with margins for other writers on this disk
     free = make_server().backend.free_space()
-    s = make_server(reserved_space=free - 15)
+    s = make_server(reserved_space=free - 60_000_000)
     got = s.allocate_buckets(
-        SI, frozenset({0, 1}), 10, renew_secret=R, cancel_secret=C, upload_secret=U
+        SI, frozenset({0, 1}), 40_000_000, renew_secret=R, cancel_secret=C, upload_secret=U
     )
     assert got.allocated == {0}  # the second does not fit: silently left out
 
