@@ -180,9 +180,11 @@ class HttpStorageClient(IdentifiedServer):
                     raise RemoteError(f"{self._name()} sent a larger answer than allowed")
                 data = b""
             else:
-                data = await resp.content.read(cap + 1)
-                while len(data) <= cap and (more := await resp.content.read(cap + 1)):
-                    data += more
+                chunks, size = [], 0  # joined once: no copy per chunk received
+                while size <= cap and (more := await resp.content.read(cap + 1 - size)):
+                    chunks.append(more)
+                    size += len(more)
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 if len(data) > cap and status in ok:
                     raise RemoteError(f"{self._name()} sent a larger answer than allowed")
             return _Answer(status, resp.headers, data[:cap])
