@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -171,6 +172,8 @@ def main() -> None:
     ap.add_argument("--mdmf-mib", type=int, default=100, help="file for the MDMF update row")
     ap.add_argument("--skip-dirs", action="store_true", help="leave out the directory rows")
     opts = ap.parse_args()
+    # a SIGTERM (a time limit, a kill by PID) still stops both grids in the finally below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tahoe = tahoe_executable()
     table = Table()
     with tempfile.TemporaryDirectory(prefix="veil-compare-") as tmpdir:
