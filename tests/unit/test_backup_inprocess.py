@@ -174,8 +174,10 @@ def test_restore_rerun_restores_only_what_is_missing(tmp_path: Path) -> None:
         assert not [p for p in out.rglob("*") if p.name.endswith(".veil-part")]
         assert (out / ".veil-restore").exists()  # the marker lets the rerun in
         (out / "tiny").unlink(missing_ok=True)
+        (out / ".empty.veil-part").write_bytes(b"left by a killed run")
         again = await grid.restore(cap, out)
         assert again.files_kept >= 1
+        assert not (out / ".empty.veil-part").exists()
         assert expected(out) == expected(src)
         # a directory that is neither empty nor an unfinished restore is refused
         with pytest.raises(Exception, match="is not empty"):

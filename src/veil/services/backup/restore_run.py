@@ -180,6 +180,8 @@ class RestoreRun:
             for task in tasks:
                 task.cancel()
             raise
+        for stale in local.glob(f".*{PART}"):  # left by a killed run, not rewritten
+            stale.unlink(missing_ok=True)
         if rec is not None:
             self.summary.dirs += 1
             if not self.as_root and plan.foreign(rec, self.uid):
