@@ -22,6 +22,7 @@ from veil.errors import UsageError
 if TYPE_CHECKING:
     from veil.adapters.node.client_session import Client
     from veil.formats import mutable_caps as mc
+    from veil.formats.dirnode import Entry
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,8 +65,21 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=_cmd(_forget))
 
 
-async def _snapshot_of(client: Client, source: str, node: Path) -> tuple[mc.DirCap, str]:
-    """The snapshot's dir cap for ``source`` (a backup's ``Latest`` when it names a backup)."""
+def _totals(entry: Entry) -> tuple[int, int] | None:
+    """Files and bytes of a snapshot, from the ``veil`` metadata of its link."""
+    stats = entry.metadata.get("veil")
+    if isinstance(stats, dict):
+        files, size = stats.get("files"), stats.get("bytes_total")
+        if isinstance(files, int) and isinstance(size, int):
+            return files, size
+    return None
+
+
+async def _snapshot_of(
+    client: Client, source: str, node: Path
+) -> tuple[mc.DirCap, str, tuple[int, int] | None]:
+    """The snapshot's dir cap for ``source`` (a backup's ``Latest`` when it names
+    a backup), how to call it, and its files and bytes when its link says."""
     from veil.formats import mutable_caps as mc
     from veil.frontends.cli.backup import grid_target
     from veil.services.backup.snapshots import LATEST
@@ -80,8 +94,8 @@ async def _snapshot_of(client: Client, source: str, node: Path) -> tuple[mc.DirC
     if LATEST in children:
         latest = mc.parse_any(children[LATEST].ro_cap or "")
         if isinstance(latest, mc.DirCap):
-            return latest, f"{source.rstrip('/')}/{LATEST}"
-    return cap, source
+            return latest, f"{source.rstrip('/')}/{LATEST}", _totals(children[LATEST])
+    return cap, source, _totals(entry)
 
 
 async def _restore(args: argparse.Namespace) -> int:
@@ -92,9 +106,9 @@ async def _restore(args: argparse.Namespace) -> int:
     node = Path(args.node_directory)
     target = Path(os.path.abspath(args.target))
     prepare_target(target, overwrite=args.overwrite)
-    report = reporter("restore", args, None)
     async with open_client(node) as client:
-        snapshot, shown = await _snapshot_of(client, args.source, node)
+        snapshot, shown, totals = await _snapshot_of(client, args.source, node)
+        report = reporter("restore", args, None if args.include else totals)
         run = RestoreRun(
             client.directories(),
             client.downloader(),
