@@ -188,3 +188,20 @@ def test_progress_line_and_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kinds == ["status", "warning", "summary"]
     status = json.loads(out.getvalue().splitlines()[0])
     assert status["percent_done"] == 0.5 and status["files_done"] == 1
+
+
+def test_exclude_options(tmp_path: Path) -> None:
+    import argparse
+
+    from veil.frontends.cli.backup import build_excluder
+
+    listing = tmp_path / "excludes"
+    listing.write_text("*.iso\n\n  cache  \nnaïve*\n", encoding="utf-8")
+    args = argparse.Namespace(exclude=["*.tmp"], exclude_from=[str(listing)], exclude_vcs=True)
+    ex = build_excluder(args)
+    for name in ("a.tmp", "x.iso", "cache", "naïve.txt", ".git", "_darcs"):
+        assert ex.excluded(name), name
+    assert not ex.excluded("keep.txt")
+    args = argparse.Namespace(exclude=[], exclude_from=[str(tmp_path / "nope")], exclude_vcs=False)
+    with pytest.raises(UsageError, match="cannot read the exclude file"):
+        build_excluder(args)

@@ -89,7 +89,7 @@ def grid_target(arg: str, node: Path) -> GridPath:
     return path
 
 
-def excluder_for(args: argparse.Namespace) -> Excluder:
+def build_excluder(args: argparse.Namespace) -> Excluder:
     from veil.services.backup.metadata import VCS_PATTERNS, Excluder, read_exclude_lines
 
     patterns = list(args.exclude)
@@ -121,7 +121,7 @@ async def _backup(args: argparse.Namespace) -> int:
     node = Path(args.node_directory)
     local = Path(args.local)
     target = grid_target(args.target, node)
-    excluder = excluder_for(args)
+    excluder = build_excluder(args)
     if not local.is_dir():
         raise UsageError(f"{local} is not a directory", hint="veil backup LOCALDIR ALIAS:PATH")
     if args.jobs < 1:
