@@ -92,7 +92,7 @@ def make_tree(root: Path) -> None:
     os.utime(root / "tiny", ns=(1_000_000_123_456_789, 1_000_000_123_456_789))
 
 
-def picture(root: Path, skip: set[str] = frozenset()) -> dict[str, tuple[Any, ...]]:  # type: ignore[assignment]
+def picture(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple[Any, ...]]:
     """Everything a restore must give back, per path."""
     out: dict[str, tuple[Any, ...]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -112,7 +112,7 @@ def picture(root: Path, skip: set[str] = frozenset()) -> dict[str, tuple[Any, ..
     return out
 
 
-NOT_KEPT = {"fifo", os.fsdecode(b"bad-\xff-name")}
+NOT_KEPT = frozenset({"fifo", os.fsdecode(b"bad-\xff-name")})
 
 
 def expected(root: Path) -> dict[str, tuple[Any, ...]]:
