@@ -14,7 +14,7 @@ from veil.adapters.http.storage_server import RunningServer, start_storage_http
 from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem
 from veil.adapters.storage.disk import DiskBackend
 from veil.formats.nurl import NURL
-from veil.services.storage_server import StorageServer
+from veil.services.storage.server import StorageServer
 
 SWISSNUM = "cpqn4ejbkqla2rwfjr2oekewjnbecauu"
 

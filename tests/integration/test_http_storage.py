@@ -44,7 +44,7 @@ from veil.errors import (
 )
 from veil.formats import base32, wire
 from veil.formats.nurl import NURL
-from veil.services.storage_server import StorageServer
+from veil.services.storage.server import StorageServer
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from veil.adapters.http.storage_server import RunningServer, start_storage_http
 from veil.adapters.http.tls import client_context, create_identity, server_context
 from veil.adapters.storage.disk import DiskBackend
 from veil.formats import base32
-from veil.services.storage_server import StorageServer
+from veil.services.storage.server import StorageServer
 
 pytestmark = pytest.mark.integration
 

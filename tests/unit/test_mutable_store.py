@@ -18,8 +18,8 @@ from veil.errors import BadRequest, NotFound, RemoteError, Unauthorized
 from veil.formats import wire_mutable
 from veil.formats.mutable_container import DATA_OFFSET, MAGIC_V2, parse_header
 from veil.formats.storage_types import TestWrite
-from veil.services.backend import Backend
-from veil.services.storage_server import StorageServer
+from veil.services.storage.backend import Backend
+from veil.services.storage.server import StorageServer
 
 SI = bytes(range(16))
 WE, OTHER_WE = b"w" * 32, b"x" * 32

@@ -16,8 +16,8 @@ from veil.formats import base32
 from veil.formats.mutable_container import MAGIC_V2
 from veil.formats.storage_types import TestWrite
 from veil.services import reservations
-from veil.services.advisories import ADVISORY_BUDGET, MAX_PER_SHARE, MAX_REASON
-from veil.services.storage_server import StorageServer
+from veil.services.storage.advisories import ADVISORY_BUDGET, MAX_PER_SHARE, MAX_REASON
+from veil.services.storage.server import StorageServer
 
 R, C, U = b"r" * 32, b"c" * 32, b"upload-secret"
 WE = b"w" * 32

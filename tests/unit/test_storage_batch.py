@@ -14,8 +14,8 @@ from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import BadRequest, RemoteError
 from veil.formats import wire_batch as wb
 from veil.formats.wire import dumps
-from veil.services.storage_batch import run_read_batch, run_upload_batch
-from veil.services.storage_server import StorageServer
+from veil.services.storage.batch import run_read_batch, run_upload_batch
+from veil.services.storage.server import StorageServer
 
 R, C, U = b"r" * 32, b"c" * 32, b"u" * 32
 

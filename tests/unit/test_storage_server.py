@@ -16,7 +16,7 @@ from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, Unauthorized
 from veil.formats import base32
 from veil.formats.container import LEASE_DURATION, hash_secret
-from veil.services.storage_server import OutOfRange, StorageServer
+from veil.services.storage.server import OutOfRange, StorageServer
 
 SI = base32.a2b("ipyccq7zkvlnf22ghlklp2klbq")
 R, C, U = b"r" * 32, b"c" * 32, b"upload-secret"

@@ -6,7 +6,7 @@
     StorageClient    one storage server, as the uploader and downloader see it
                      (async; implemented over HTTPS, or in-process for tests)
 
-Not here: how shares are stored (``veil.services.backend``), how bytes travel
+Not here: how shares are stored (``veil.services.storage.backend``), how bytes travel
 (``veil.adapters``).
 """
 

@@ -13,7 +13,7 @@ from veil.adapters.storage.disk import DiskBackend
 from veil.adapters.storage.in_process_client import LocalStorageClient
 from veil.adapters.storage.memory import MemoryBackend
 from veil.services.broker import StorageBroker
-from veil.services.storage_server import StorageServer
+from veil.services.storage.server import StorageServer
 
 
 def local_grid(

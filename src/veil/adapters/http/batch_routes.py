@@ -2,7 +2,7 @@
 
 Registered beside the standard routes of ``storage_server.StorageHTTPApp``,
 behind the same Authorization check; the work is done by
-``veil.services.storage_batch`` through the same storage core (in its worker
+``veil.services.storage.batch`` through the same storage core (in its worker
 thread), so each batched share gets exactly the standard calls' checks.
 """
 
@@ -16,7 +16,7 @@ from aiohttp import web
 from veil.adapters.http.request_parsing import cbor, cbor_body
 from veil.formats import wire_batch
 from veil.services.interfaces import StorageService
-from veil.services.storage_batch import run_read_batch, run_upload_batch
+from veil.services.storage.batch import run_read_batch, run_upload_batch
 
 Core = Callable[..., Awaitable[Any]]
 

@@ -39,7 +39,7 @@ from veil.formats import base32
 from veil.formats.announcement import sign
 from veil.formats.nurl import NURL, parse_nurl
 from veil.formats.tor_settings import DEFAULT_ONION_PORT
-from veil.services.storage_server import StorageServer
+from veil.services.storage.server import StorageServer
 
 if TYPE_CHECKING:
     from veil.adapters.net.tor import OnionService

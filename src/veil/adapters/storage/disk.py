@@ -32,7 +32,7 @@ from veil.formats.container import (
     parse_leases,
 )
 from veil.formats.mutable_container import MAGIC_PREFIX, is_mutable
-from veil.services.backend import report_unreadable
+from veil.services.storage.backend import report_unreadable
 
 
 def _problem(exc: Exception) -> str:

@@ -15,7 +15,7 @@ from veil.errors import ServerUnavailable
 from veil.formats.storage_types import IdentifiedServer, TestWrite, TestWriteResult
 from veil.formats.wire_batch import BatchUpload, BatchUploadResult
 from veil.services.interfaces import AllocateResult, StorageService, VersionInfo, WriteResult
-from veil.services.storage_batch import run_read_batch, run_upload_batch
+from veil.services.storage.batch import run_read_batch, run_upload_batch
 
 
 class LocalStorageClient(IdentifiedServer):

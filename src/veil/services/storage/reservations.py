@@ -21,8 +21,8 @@ Here, so that reserving without writing is bounded and short-lived:
   written hold (Tahoe subtracts nothing there);
 - at most ``MAX_UPLOADS`` uploads are open; idle ones give way to new ones.
 
-Not for: the uploads' data (``veil.services.backend``) or the protocol rules
-(``veil.services.storage_server``).
+Not for: the uploads' data (``veil.services.storage.backend``) or the protocol rules
+(``veil.services.storage.server``).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from veil.formats.container import Lease
-from veil.services.backend import IncomingShare
 from veil.services.interfaces import ByteRange, StorageIndex
+from veil.services.storage.backend import IncomingShare
 
 UPLOAD_IDLE_TIMEOUT = 30 * 60  # then the upload is aborted, as Tahoe's BucketWriter
 RESERVATION_IDLE = 60.0  # then an upload stops holding space until it writes again

@@ -16,7 +16,7 @@ they are bounded as well:
 Beyond that a report is accepted (the client learns nothing new) and dropped;
 the first drop is logged in one line, the rest are only counted.
 
-Not for: where reports are stored (``veil.services.backend``).
+Not for: where reports are stored (``veil.services.storage.backend``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 
 from veil.formats import base32
-from veil.services.backend import Backend
+from veil.services.storage.backend import Backend
 
 log = logging.getLogger(__name__)
 

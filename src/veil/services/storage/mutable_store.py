@@ -37,7 +37,7 @@ from veil.formats.mutable_container import (
     parse_header,
 )
 from veil.formats.storage_types import TestWrite, TestWriteResult
-from veil.services.backend import Backend, report_unreadable
+from veil.services.storage.backend import Backend, report_unreadable
 
 MAX_VECTOR = 30  # Tahoe's CDDL: at most 30 test or read elements
 

@@ -20,8 +20,6 @@ from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, 
 from veil.formats.container import LEASE_DURATION, Lease
 from veil.formats.storage_types import TestWrite, TestWriteResult
 from veil.formats.wire_batch import EXTENSION
-from veil.services.advisories import Advisories
-from veil.services.backend import Backend
 from veil.services.interfaces import (
     MAX_MUTABLE_SHARE_SIZE,
     AllocateResult,
@@ -29,8 +27,10 @@ from veil.services.interfaces import (
     VersionInfo,
     WriteResult,
 )
-from veil.services.mutable_store import MutableStore
-from veil.services.reservations import FRESH_SHARE_OF_SPACE, Upload, Uploads
+from veil.services.storage.advisories import Advisories
+from veil.services.storage.backend import Backend
+from veil.services.storage.mutable_store import MutableStore
+from veil.services.storage.reservations import FRESH_SHARE_OF_SPACE, Upload, Uploads
 
 MAX_SHARE_NUMBER = 255
 
@@ -72,7 +72,7 @@ class StorageServer:
         self._uploads = Uploads()
         self.advisories = Advisories(backend, self.available_space)
 
-    # -- space (veil.services.reservations) ------------------------------------
+    # -- space (veil.services.storage.reservations) ------------------------------------
 
     def available_space(self) -> int:
         """What the version announces: free space beyond ``reserved_space``, less
@@ -217,7 +217,7 @@ class StorageServer:
         self.share_length(storage_index, share_number)  # 404 when unknown
         self.advisories.record(storage_index, share_number, reason)
 
-    # -- mutable shares (veil.services.mutable_store) -------------------------
+    # -- mutable shares (veil.services.storage.mutable_store) -------------------------
 
     def mutable_read_test_write(
         self,
