@@ -12,8 +12,8 @@ from veil.errors import BadRequest, ServerUnavailable, Unauthorized
 from veil.formats import wire_batch as wb
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
-from veil.services.downloader import Downloader
-from veil.services.uploader import Uploader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 
 from .conftest import start_live_server
 

@@ -31,9 +31,9 @@ from veil.errors import NotEnoughSharesError, ServerUnavailable
 from veil.formats.nurl import NURL
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 from veil.services.server_failures import PinMismatch
-from veil.services.uploader import Uploader
 
 from .conftest import LiveServer, start_live_server
 

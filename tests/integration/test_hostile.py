@@ -18,8 +18,8 @@ from veil.formats.nurl import NURL
 from veil.formats.params import EncodingParameters
 from veil.formats.storage_types import VersionInfo
 from veil.services.broker import StorageBroker
-from veil.services.downloader import Downloader
-from veil.services.uploader import Uploader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 from veil.testing.local_grid import local_grid
 
 from .conftest import SWISSNUM, LiveServer

@@ -21,7 +21,7 @@ from veil.formats.params import EncodingParameters
 from veil.services import mutable_retry
 from veil.services.broker import StorageBroker
 from veil.services.directories import Directories, entry_for
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
 from veil.services.mutable_files import FIRST_READ, MutableFiles
 from veil.testing.local_grid import local_grid
 

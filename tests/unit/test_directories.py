@@ -15,7 +15,7 @@ from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.formats.params import EncodingParameters
 from veil.services.directories import Directories, entry_for
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
 from veil.services.mutable_files import MutableFiles
 from veil.testing.local_grid import local_grid
 
@@ -138,7 +138,7 @@ async def test_nested_directories_and_walk() -> None:
 
 
 async def test_immutable_directories() -> None:
-    from veil.services.uploader import Uploader
+    from veil.services.immutable.uploader import Uploader
 
     broker, _ = local_grid(4)
     params = EncodingParameters(2, 3, 4)

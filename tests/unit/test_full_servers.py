@@ -8,7 +8,7 @@ import pytest
 
 from veil.errors import UnhappinessError
 from veil.formats.params import EncodingParameters
-from veil.services.uploader import Uploader
+from veil.services.immutable.uploader import Uploader
 from veil.testing.local_grid import local_grid
 
 

@@ -13,9 +13,9 @@ from veil.errors import NotEnoughSharesError, UnhappinessError
 from veil.formats import base32
 from veil.formats.caps import CHKReadCap
 from veil.formats.params import EncodingParameters
-from veil.services.downloader import Downloader
-from veil.services.small_files import read_small, upload_small
-from veil.services.uploader import Uploader, convergent_key
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.small_files import read_small, upload_small
+from veil.services.immutable.uploader import Uploader, convergent_key
 from veil.testing.local_grid import local_grid
 
 LEASE = b"l" * 32

@@ -18,10 +18,10 @@ import pytest
 from veil.errors import NotEnoughSharesError, UnhappinessError
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 from veil.services.patience import gather_patiently
 from veil.services.server_failures import Stalled
-from veil.services.uploader import Uploader
 from veil.testing.local_grid import local_grid
 
 PARAMS = EncodingParameters(3, 7, 10, max_segment_size=65536)

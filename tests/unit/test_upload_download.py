@@ -10,8 +10,8 @@ import pytest
 from veil.errors import NotEnoughSharesError, UnhappinessError
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.params import EncodingParameters
-from veil.services.downloader import Downloader
-from veil.services.uploader import Uploader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 from veil.testing.local_grid import local_grid
 
 LEASE = b"l" * 32

@@ -4,7 +4,7 @@
 them against the read cap (UEB hash → share hash chain → block hash tree,
 and the crypttext hash tree), and then checks each block as it arrives.
 ``SegmentDecoder`` turns k checked blocks into a checked, decrypted segment.
-Fetching the bytes is the downloader's business (``veil.services.downloader``).
+Fetching the bytes is the downloader's business (``veil.services.immutable.downloader``).
 """
 
 from __future__ import annotations

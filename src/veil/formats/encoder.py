@@ -3,7 +3,7 @@
 Feed it the plaintext segment by segment; it encrypts, hashes, pads and
 erasure-codes each one and hands back the N blocks to store. ``finish`` then
 gives the hash trees, the UEB and the read cap. Who reads the file and where
-the blocks go is the caller's business (``veil.services.uploader``).
+the blocks go is the caller's business (``veil.services.immutable.uploader``).
 
 The erasure coder is passed in (anything with ``encode_segment``), so this
 module stays free of codec back-ends.

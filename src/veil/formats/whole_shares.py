@@ -4,7 +4,7 @@ For files whose shares fit in one request (veil's batch extension,
 ``veil.formats.wire_batch``): the encoder's output is assembled into complete
 share bytes (header, blocks, trailer), exactly what the streaming uploader
 writes, and a download checks complete shares against the read cap before
-decoding. The streaming paths (``veil.services.uploader`` / ``downloader``)
+decoding. The streaming paths (``veil.services.immutable.uploader`` / ``downloader``)
 stay the way for everything larger.
 """
 

@@ -20,9 +20,9 @@ from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.dirnode import Entry
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 from veil.services.mutable_files import MutableFiles
-from veil.services.uploader import Uploader
 
 Change = Callable[[dict[str, Entry]], dict[str, Entry]]
 

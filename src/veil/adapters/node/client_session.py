@@ -27,9 +27,9 @@ from veil.formats.hashes import sha256d
 from veil.formats.nurl import NURL, parse_furl, parse_nurl
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
+from veil.services.immutable.uploader import Uploader
 from veil.services.patience import PATIENCE, TOR_PATIENCE
-from veil.services.uploader import Uploader
 
 if TYPE_CHECKING:
     from veil.services.directories import Directories

@@ -44,7 +44,7 @@ from veil.services.backup.metadata import (
     kind_of,
 )
 from veil.services.directories import Directories
-from veil.services.uploader import Uploader
+from veil.services.immutable.uploader import Uploader
 
 RETRIES = 2  # a file that changes while read is read again this many times
 WINDOW = 4  # subdirectories of one directory walked at once

@@ -32,7 +32,7 @@ from veil.services.backup import restore_plan as plan
 from veil.services.backup.backup_run import in_window
 from veil.services.backup.metadata import SYMLINK, Recorded, recorded
 from veil.services.directories import Directories
-from veil.services.downloader import Downloader
+from veil.services.immutable.downloader import Downloader
 
 MARKER = ".veil-restore"
 PART = ".veil-part"

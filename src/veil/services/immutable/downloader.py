@@ -22,10 +22,10 @@ from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.decoder import FIRST_READ_SIZE, SegmentDecoder, ShareValidator, trailer_range
 from veil.formats.wire_batch import MAX_BATCH_SHARE
 from veil.services.broker import StorageBroker
+from veil.services.immutable.small_files import read_small
 from veil.services.interfaces import StorageClient
 from veil.services.patience import gather_patiently
 from veil.services.server_failures import entry, summary
-from veil.services.small_files import read_small
 
 READ_AHEAD = 4  # segments fetched ahead of the one being returned
 LIST_TIMEOUT = 15.0
@@ -190,7 +190,7 @@ def _failure_hint(stats: DownloadStats) -> str:
 
 
 # Files whose shares are at most about this size are read in one batched request
-# per server when the servers offer it (``veil.services.small_files``).
+# per server when the servers offer it (``veil.services.immutable.small_files``).
 SMALL_FILE = MAX_BATCH_SHARE - 16 * 1024
 
 

@@ -29,9 +29,9 @@ from veil.formats.hashes import convergence_hasher, lease_secrets_for, storage_i
 from veil.formats.params import LIT_SIZE_THRESHOLD, EncodingParameters, FileGeometry
 from veil.formats.wire_batch import MAX_BATCH_SHARE
 from veil.services.broker import StorageBroker
+from veil.services.immutable.placement_plan import PlacementPlan, plan_placement
+from veil.services.immutable.small_files import upload_small
 from veil.services.patience import gather_patiently
-from veil.services.placement_plan import PlacementPlan, plan_placement
-from veil.services.small_files import upload_small
 
 READ_CHUNK = 1024 * 1024
 WRITE_BATCH = 256 * 1024  # bytes buffered per share before a PATCH

@@ -9,7 +9,7 @@ and leave together in the next, so many files at once cost about one request
 per server per round trip instead of some twenty requests per file.
 
 Used only when every usable server offers the extension (``offers_batch``);
-otherwise the callers use the standard calls (``veil.services.uploader`` /
+otherwise the callers use the standard calls (``veil.services.immutable.uploader`` /
 ``downloader``), so mixed grids and Tahoe servers see only the protocol.
 Placement and happiness are the standard ones (``veil.formats.placement``,
 ``PlacementPlan``'s error messages).
@@ -41,9 +41,9 @@ from veil.formats.wire_batch import (
     offers_batch,
 )
 from veil.services.broker import StorageBroker
+from veil.services.immutable.placement_plan import PlacementPlan
 from veil.services.interfaces import BatchStorageClient, StorageClient
 from veil.services.patience import gather_patiently
-from veil.services.placement_plan import PlacementPlan
 
 T = TypeVar("T")
 R = TypeVar("R")
