@@ -31,7 +31,7 @@ from veil.services.backup.snapshots import list_snapshots, publish
 from veil.services.directories import Directories
 from veil.services.immutable.downloader import Downloader
 from veil.services.immutable.uploader import Uploader
-from veil.services.mutable_files import MutableFiles
+from veil.services.mutable.files import MutableFiles
 from veil.testing.local_grid import local_grid
 
 PARAMS = EncodingParameters(2, 3, 4)

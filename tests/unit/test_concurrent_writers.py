@@ -22,7 +22,7 @@ from veil.services import mutable_retry
 from veil.services.broker import StorageBroker
 from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader
-from veil.services.mutable_files import FIRST_READ, MutableFiles
+from veil.services.mutable.files import FIRST_READ, MutableFiles
 from veil.testing.local_grid import local_grid
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -16,7 +16,7 @@ from veil.formats.dirnode import Entry
 from veil.formats.params import EncodingParameters
 from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader
-from veil.services.mutable_files import MutableFiles
+from veil.services.mutable.files import MutableFiles
 from veil.testing.local_grid import local_grid
 
 WK = bytes(range(16))

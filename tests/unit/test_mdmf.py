@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from veil.errors import NotEnoughSharesError
 from veil.formats import mutable_caps as mc
 from veil.formats.params import EncodingParameters
-from veil.services.mdmf_files import MDMFFiles
-from veil.services.mutable_files import MutableFiles
+from veil.services.mutable.files import MutableFiles
+from veil.services.mutable.mdmf_files import MDMFFiles
 from veil.testing.local_grid import local_grid
 
 

@@ -18,7 +18,7 @@ from veil.errors import IntegrityError, NotEnoughSharesError
 from veil.formats import mutable_caps as mc
 from veil.formats import sdmf
 from veil.formats.params import EncodingParameters
-from veil.services.mutable_files import MutableFiles
+from veil.services.mutable.files import MutableFiles
 from veil.testing.local_grid import local_grid
 
 _KEYS = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]

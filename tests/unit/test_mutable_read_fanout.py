@@ -8,8 +8,8 @@ import os
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from veil.formats.params import EncodingParameters
-from veil.services.mutable_files import MutableFiles
-from veil.services.mutable_server_map import READ_MARGIN
+from veil.services.mutable.files import MutableFiles
+from veil.services.mutable.server_map import READ_MARGIN
 from veil.testing.local_grid import local_grid
 
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

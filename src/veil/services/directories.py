@@ -22,7 +22,7 @@ from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.dirnode import Entry
 from veil.services.immutable.downloader import Downloader
 from veil.services.immutable.uploader import Uploader
-from veil.services.mutable_files import MutableFiles
+from veil.services.mutable.files import MutableFiles
 
 Change = Callable[[dict[str, Entry]], dict[str, Entry]]
 

@@ -33,7 +33,7 @@ from veil.services.patience import PATIENCE, TOR_PATIENCE
 
 if TYPE_CHECKING:
     from veil.services.directories import Directories
-    from veil.services.mutable_files import MutableFiles
+    from veil.services.mutable.files import MutableFiles
 
 V0_PREFIX = "v0-"
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class Client:
         return Downloader(self.broker)
 
     def mutable_files(self) -> MutableFiles:
-        from veil.services.mutable_files import MutableFiles
+        from veil.services.mutable.files import MutableFiles
 
         return MutableFiles(self.broker, self.params, lease_secret=self.node.lease_secret())
 

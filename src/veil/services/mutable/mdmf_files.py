@@ -7,8 +7,8 @@ every block against its share's tree. An in-place update re-encrypts only the
 touched segments (fresh salts), splices their leaves into every share's block
 hash tree, re-signs with seqnum + 1 and writes just those blocks and the
 metadata, under the same test-and-write rules as any publish (the first share
-of the base version first, see ``veil.services.mutable_files``), from one
-server map, retried by ``veil.services.mutable_retry``. A share whose header
+of the base version first, see ``veil.services.mutable.files``), from one
+server map, retried by ``veil.services.mutable.retry``. A share whose header
 and tree fail to match is read again before it is called corrupt: a publish
 may have fallen between the two reads.
 """
@@ -34,8 +34,8 @@ from veil.formats import mutable_caps as mc
 from veil.formats.crypto import ctr_cipher
 from veil.formats.hashes import block_hash
 from veil.services.interfaces import StorageClient
-from veil.services.mutable_files import FIRST_READ, MutableFiles, _surprise, signing_key
-from veil.services.mutable_retry import InProgress, Marker, retrying
+from veil.services.mutable.files import FIRST_READ, MutableFiles, _surprise, signing_key
+from veil.services.mutable.retry import InProgress, Marker, retrying
 
 Change = bytes | Callable[[bytes], bytes]
 

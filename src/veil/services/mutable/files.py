@@ -18,7 +18,7 @@ test fails, another writer got there first: ``UncoordinatedWriteError``.
 
 ``modify`` is read-modify-write from *one* map (the change is applied to the
 version that map holds and published with its checkstrings, so a version
-written since fails the tests); ``veil.services.mutable_retry`` retries.
+written since fails the tests); ``veil.services.mutable.retry`` retries.
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ from veil.formats.params import EncodingParameters
 from veil.formats.storage_types import TestWrite
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import StorageClient
-from veil.services.mutable_retry import InProgress, Marker, retrying
-from veil.services.mutable_server_map import READ_MARGIN, Seen, ServerMap, first_share
+from veil.services.mutable.retry import InProgress, Marker, retrying
+from veil.services.mutable.server_map import READ_MARGIN, Seen, ServerMap, first_share
 
 if TYPE_CHECKING:
-    from veil.services.mdmf_files import MDMFFiles
+    from veil.services.mutable.mdmf_files import MDMFFiles
 
 FIRST_READ = 4000
 MUST_NOT_EXIST = (0, 1, b"")
@@ -119,7 +119,7 @@ class MutableFiles:
         self.codec_backend = codec_backend
 
     def mdmf(self) -> MDMFFiles:
-        from veil.services.mdmf_files import MDMFFiles
+        from veil.services.mutable.mdmf_files import MDMFFiles
 
         return MDMFFiles(self)
 

@@ -1,6 +1,6 @@
 """The SDMF server map: which shares of which version each server holds.
 
-Built by ``veil.services.mutable_files`` from verified shares; a read needs
+Built by ``veil.services.mutable.files`` from verified shares; a read needs
 its best recoverable version, a write its checkstrings as tests.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from veil.formats import sdmf
 from veil.services.interfaces import StorageClient
-from veil.services.mutable_retry import Marker
+from veil.services.mutable.retry import Marker
 
 READ_MARGIN = 2  # servers asked beyond k for a read, before the rest of the ring
 

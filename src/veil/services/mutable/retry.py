@@ -1,7 +1,7 @@
 """Read-modify-write of a mutable file under contention: the retry loop.
 
 A mutable file has no lock; writers coordinate through the servers' test-and-
-write alone (``veil.services.mutable_files``). One attempt reads a server map,
+write alone (``veil.services.mutable.files``). One attempt reads a server map,
 takes the best version *from that map*, applies the change and publishes it
 with that same map's checkstrings as tests. An attempt gives up, writing
 nothing, when
