@@ -18,7 +18,7 @@ from veil.adapters.storage.in_process_client import LocalStorageClient
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.formats.params import EncodingParameters
-from veil.services import mutable_retry
+from veil.services.mutable import retry as mutable_retry
 from veil.services.broker import StorageBroker
 from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader

@@ -15,7 +15,7 @@ from veil.errors import NotFound
 from veil.formats import base32
 from veil.formats.mutable_container import MAGIC_V2
 from veil.formats.storage_types import TestWrite
-from veil.services import reservations
+from veil.services.storage import reservations
 from veil.services.storage.advisories import ADVISORY_BUDGET, MAX_PER_SHARE, MAX_REASON
 from veil.services.storage.server import StorageServer
 

@@ -106,7 +106,7 @@ class StorageService(Protocol):
         renew_secret: bytes,
         cancel_secret: bytes,
     ) -> TestWriteResult:
-        """Tahoe's slot_testv_and_readv_and_writev (see services.mutable_store)."""
+        """Tahoe's slot_testv_and_readv_and_writev (see services.storage.mutable_store)."""
         ...
 
     def mutable_list_shares(self, storage_index: StorageIndex) -> frozenset[ShareNumber]: ...
