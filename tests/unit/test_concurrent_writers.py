@@ -18,10 +18,10 @@ from veil.adapters.storage.in_process_client import LocalStorageClient
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.formats.params import EncodingParameters
-from veil.services.mutable import retry as mutable_retry
 from veil.services.broker import StorageBroker
 from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader
+from veil.services.mutable import retry as mutable_retry
 from veil.services.mutable.files import FIRST_READ, MutableFiles
 from veil.testing.local_grid import local_grid
 
