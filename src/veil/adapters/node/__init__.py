@@ -1,0 +1,1 @@
+"""Node directories and running nodes: config, secrets, aliases, introducer, backup db."""

@@ -1,0 +1,1 @@
+"""Share backends: disk (Tahoe's storage layout), memory, and an in-process client."""

@@ -1,0 +1,1 @@
+"""The web gateway: the welcome page and (later) Tahoe's web API."""

@@ -1,0 +1,1 @@
+"""Immutable (CHK) files from the client side: upload, download, placement, small files."""

@@ -1,0 +1,1 @@
+"""The storage server core: shares, mutable slots, leases, space, advisories, batches."""
