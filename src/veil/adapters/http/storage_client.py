@@ -294,24 +294,25 @@ class HttpStorageClient(IdentifiedServer):
 
     async def upload_batch(self, items: list[BatchUpload]) -> list[BatchUploadResult]:
         """veil's batch extension (``wire_batch``): whole small shares, one request."""
-        answer = await self._request(
-            "POST",
-            wire_batch.UPLOAD_PATH.removeprefix(_V1),
-            body=wire_batch.encode_upload_request(items),
-            headers=[("Content-Type", wire.CBOR)],
-            limit=wire_batch.MAX_BATCH_ANSWER,
-        )
-        return wire_batch.decode_upload_answer(self._cbor(answer), len(items))
+        body = wire_batch.encode_upload_request(items)
+        answer = await self._batch_post(wire_batch.UPLOAD_PATH, body)
+        return wire_batch.decode_upload_answer(answer, len(items))
 
     async def read_batch(self, storage_indexes: list[bytes]) -> list[dict[int, bytes | int]]:
+        answer = await self._batch_post(
+            wire_batch.READ_PATH, wire_batch.encode_read_request(storage_indexes)
+        )
+        return wire_batch.decode_read_answer(answer, len(storage_indexes))
+
+    async def _batch_post(self, path: str, body: bytes) -> bytes:
         answer = await self._request(
             "POST",
-            wire_batch.READ_PATH.removeprefix(_V1),
-            body=wire_batch.encode_read_request(storage_indexes),
+            path.removeprefix(_V1),
+            body=body,
             headers=[("Content-Type", wire.CBOR)],
             limit=wire_batch.MAX_BATCH_ANSWER,
         )
-        return wire_batch.decode_read_answer(self._cbor(answer), len(storage_indexes))
+        return self._cbor(answer)
 
     async def advise_corrupt_share(
         self, storage_index: bytes, share_number: int, reason: str
