@@ -212,13 +212,9 @@ class HttpStorageClient(IdentifiedServer):
             lease_cancel_secret=cancel_secret,
             upload_secret=upload_secret,
         )
-        answer = await self._request(
-            "POST",
-            f"/immutable/{base32.b2a(storage_index)}",
-            body=wire.encode_allocate_request(share_numbers, allocated_size),
-            headers=[*headers, ("Content-Type", wire.CBOR)],
-        )
-        return wire.decode_allocate_result(self._cbor(answer))
+        body = wire.encode_allocate_request(share_numbers, allocated_size)
+        answer = await self._post_cbor(f"/immutable/{base32.b2a(storage_index)}", body, headers)
+        return wire.decode_allocate_result(answer)
 
     async def write_share_chunk(
         self,
@@ -295,22 +291,34 @@ class HttpStorageClient(IdentifiedServer):
     async def upload_batch(self, items: list[BatchUpload]) -> list[BatchUploadResult]:
         """veil's batch extension (``wire_batch``): whole small shares, one request."""
         body = wire_batch.encode_upload_request(items)
-        answer = await self._batch_post(wire_batch.UPLOAD_PATH, body)
+        answer = await self._post_cbor(
+            wire_batch.UPLOAD_PATH.removeprefix(_V1), body, limit=wire_batch.MAX_BATCH_ANSWER
+        )
         return wire_batch.decode_upload_answer(answer, len(items))
 
     async def read_batch(self, storage_indexes: list[bytes]) -> list[dict[int, bytes | int]]:
-        answer = await self._batch_post(
-            wire_batch.READ_PATH, wire_batch.encode_read_request(storage_indexes)
+        answer = await self._post_cbor(
+            wire_batch.READ_PATH.removeprefix(_V1),
+            wire_batch.encode_read_request(storage_indexes),
+            limit=wire_batch.MAX_BATCH_ANSWER,
         )
         return wire_batch.decode_read_answer(answer, len(storage_indexes))
 
-    async def _batch_post(self, path: str, body: bytes) -> bytes:
+    async def _post_cbor(
+        self,
+        path: str,
+        body: bytes,
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        limit: int = wire.MAX_ANSWER_BODY,
+    ) -> bytes:
+        """POST a CBOR body; the CBOR answer's bytes."""
         answer = await self._request(
             "POST",
-            path.removeprefix(_V1),
+            path,
             body=body,
-            headers=[("Content-Type", wire.CBOR)],
-            limit=wire_batch.MAX_BATCH_ANSWER,
+            headers=[*(headers or []), ("Content-Type", wire.CBOR)],
+            limit=limit,
         )
         return self._cbor(answer)
 
@@ -371,13 +379,12 @@ class HttpStorageClient(IdentifiedServer):
             lease_renew_secret=renew_secret,
             lease_cancel_secret=cancel_secret,
         )
-        answer = await self._request(
-            "POST",
+        answer = await self._post_cbor(
             f"/mutable/{base32.b2a(storage_index)}/read-test-write",
-            body=wire_mutable.encode_rtw_request(vectors, read_vector),
-            headers=[*headers, ("Content-Type", wire.CBOR)],
+            wire_mutable.encode_rtw_request(vectors, read_vector),
+            headers,
         )
-        return wire_mutable.decode_rtw_result(self._cbor(answer))
+        return wire_mutable.decode_rtw_result(answer)
 
     async def mutable_advise_corrupt(
         self, storage_index: bytes, share_number: int, reason: str
