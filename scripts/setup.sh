@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 if ! ldconfig -p 2>/dev/null | grep -q 'libisal\.so\.2'; then need_apt+=(libisal2); fi
 if ! command -v tor >/dev/null || ! command -v tor-gencert >/dev/null; then need_apt+=(tor); fi
+if ! command -v i2pd >/dev/null; then need_apt+=(i2pd); fi
+if ! command -v chromium >/dev/null; then need_apt+=(chromium); fi
+if ! command -v pagekite >/dev/null; then need_apt+=(pagekite); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing ${need_apt[*]} with apt-get" >&2
