@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compare import timed  # noqa: E402
+from compare import compile_sources, timed  # noqa: E402
 from tests.interop.tahoe_harness import (  # noqa: E402
     TahoeNode,
     storage_announcement,
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--mem-files", type=int, default=20000, help="tree for the memory row")
     ap.add_argument("--no-tahoe", action="store_true")
     opts = ap.parse_args()
+    compile_sources()
     tahoe = tahoe_executable()
     out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="veil-backup-bench-") as tmpdir:

@@ -35,4 +35,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -c 'import veil, aiohttp, cbor2, zfec' 
     touch "$stamp"
 fi
+# Byte-compile veil's own sources: an editable install has no .pyc files, and
+# with PYTHONDONTWRITEBYTECODE set every command would compile them again.
+.venv/bin/python -m compileall -q src >/dev/null || true
 echo "setup: ready (.venv/bin/veil)" >&2

@@ -80,16 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _no_system_ca_store() -> None:
     """veil pins every certificate by its SPKI hash and never consults the system's
-    CA store, but aiohttp loads it twice at import (~0.1 s per command). Pointing
-    OpenSSL's own variables at nothing skips that; a user's setting is kept."""
-    os.environ.setdefault("SSL_CERT_FILE", os.devnull)
-    os.environ.setdefault("SSL_CERT_DIR", os.devnull)
+    CA store, but aiohttp loads it twice when it is first imported (~0.1 s per
+    command). Importing aiohttp with OpenSSL's own variables pointed at nothing
+    skips that; the user's values are put back for anything run later."""
+    saved = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    os.environ.update(dict.fromkeys(saved, os.devnull))
+    try:
+        import aiohttp.connector  # noqa: F401
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _no_system_ca_store()
     parser = build_parser()
     args = parser.parse_args(argv)
+    _no_system_ca_store()
     try:
         code: int = args.func(args)
         return code

@@ -81,8 +81,9 @@ def signing_key(
 
 @functools.lru_cache(maxsize=8)
 def _load_key(der: bytes) -> rsa.RSAPrivateKey:
-    """Loading checks the key, which takes 20-200 ms: once per key, not per retry."""
-    key = load_der_private_key(der, password=None)
+    """The key, without OpenSSL's RSA consistency check (20-200 ms): the caller has
+    already matched ``der`` against the cap's writekey, which is a hash of it."""
+    key = load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise IntegrityError("the signing key in the shares is not RSA")
     return key
