@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
-from aiohttp import web
 
 from veil.errors import UsageError
 from veil.formats.nurl import ANONYMOUS_SUFFIXES, is_anonymous_host
+
+if TYPE_CHECKING:  # aiohttp.web is the server side: clients need not import it
+    from aiohttp import web
 
 __all__ = ["ANONYMOUS_SUFFIXES", "ListenAddress", "NetworkProvider", "TcpProvider"]
 
@@ -111,6 +113,8 @@ class TcpProvider:
         ssl_context: ssl.SSLContext | None,
     ) -> ListenAddress:
         before = set(map(_port_of, runner.addresses))
+        from aiohttp import web
+
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
         await site.start()
         ports = [p for p in map(_port_of, runner.addresses) if p not in before]
