@@ -125,6 +125,9 @@ class Client:
     params: EncodingParameters
     announcements: dict[str, dict[str, Any]]
 
+    def lease_secret(self) -> bytes:
+        return self.node.lease_secret()
+
     def uploader(self, *, progress: Callable[[int], None] | None = None) -> Uploader:
         return Uploader(
             self.broker,
