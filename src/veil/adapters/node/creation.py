@@ -13,7 +13,9 @@ import io
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from veil.adapters.node import server_lists
 from veil.adapters.node.files import (
     PRIVATE_DIR,
     PRIVATE_FILE,
@@ -25,6 +27,9 @@ from veil.adapters.node.files import (
 from veil.errors import ConfigError
 from veil.formats import base32, config_schema
 from veil.formats.params import EncodingParameters
+
+if TYPE_CHECKING:
+    from veil.formats.recovery_document import GridSettings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -97,3 +102,32 @@ def create_files(
     for name in ("tls.key", "tls.crt"):
         os.chmod(path / "private" / name, PRIVATE_FILE)
     write_private(path / "tahoe.cfg", config_text(cfg))
+
+
+def create_client_from_grid(path: Path, grid: GridSettings) -> None:
+    """A client node (no storage) for the grid a recovery blob describes: its
+    introducers, static servers, encoding and anonymity settings (an anonymous
+    grid gives a hide-ip node, which then starts only with Tor)."""
+    from veil.adapters.node.nodedir import NodeDirectory
+
+    k, happy, n = grid.encoding
+    create_files(
+        path,
+        nickname="",
+        storage=False,
+        port=0,
+        hostname=None,
+        params=EncodingParameters(k, happy, n),
+    )
+    node = NodeDirectory(path)
+    if grid.anonymous:
+        node.config["node"]["reveal-IP-address"] = "false"
+    for section, values in (("connections", grid.connections), ("tor", grid.tor)):
+        if values:
+            node.config[section] = dict(values)
+    node.save_config()
+    if grid.introducers:
+        server_lists.write_introducers(path / "private" / "introducers.yaml", grid.introducers)
+    if grid.servers:
+        node.write_servers(grid.servers)
+    NodeDirectory(path).require_network_allowed()  # what was written must pass

@@ -113,6 +113,7 @@ def reporter(verb: str, args: argparse.Namespace, totals: tuple[int, int] | None
 async def _backup(args: argparse.Namespace) -> int:
     from veil.adapters.node.backupdb import BackupDB
     from veil.adapters.node.client_session import open_client
+    from veil.adapters.node.recovery_state import after_backup, refuse_read_only
     from veil.frontends.cli.backup_report import scan_totals
     from veil.services.backup.backup_run import BackupRun
     from veil.services.backup.metadata import archive_name
@@ -122,6 +123,7 @@ async def _backup(args: argparse.Namespace) -> int:
     local = Path(args.local)
     target = grid_target(args.target, node)
     excluder = build_excluder(args)
+    refuse_read_only(node, args.target)
     if not local.is_dir():
         raise UsageError(f"{local} is not a directory", hint="veil backup LOCALDIR ALIAS:PATH")
     if args.jobs < 1:
@@ -145,6 +147,11 @@ async def _backup(args: argparse.Namespace) -> int:
             name = archive_name(time.time())
             s = run.summary
             await publish(dirs, base, name, snapshot, s.as_json())
+            todo = await after_backup(
+                client, node, local, args.target, excluder.patterns, snapshot.to_string(), name
+            )
+    if todo:
+        report.warning(todo)
     for path in s.unreadable:
         report.warning(f"not backed up (permission denied): {path}")
     text = (
