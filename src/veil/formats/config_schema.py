@@ -160,6 +160,16 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "readonly": Key(_bool, "false", "accept no new immutable shares; serve existing ones"),
         "storage_dir": Key(_text, "storage", "where shares are kept (relative: to the node)"),
         "anonymous": Key(_bool, "true", "false: no anonymous storage (veil then refuses to run)"),
+        "relays": Key(
+            _text,
+            "",
+            "relays that reach this server behind NAT (docs/relays.md; 'veil relay join')",
+        ),
+        "relays.tor": Key(
+            _bool,
+            "false (true when hiding the IP address)",
+            "open the tunnels to relays through Tor",
+        ),
         "expire.enabled": _tahoe_flag(_EXPIRY),
         "expire.mode": _tahoe(_EXPIRY, _choice("age", "cutoff-date"), "age"),
         "expire.override_lease_duration": _tahoe(_EXPIRY),

@@ -33,6 +33,12 @@ from veil.adapters.net.connection_policy import Networks, networks_for
 from veil.adapters.node.files import present, read_text, warn_once, write_private
 from veil.adapters.node.introducer import IntroducerService, publish, start_introducer
 from veil.adapters.node.nodedir import NodeDirectory
+from veil.adapters.node.relay_links import (
+    NodeRelays,
+    direct_address,
+    start_relays,
+    with_relay_hints,
+)
 from veil.adapters.storage.disk import DiskBackend
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
@@ -141,6 +147,7 @@ class StorageNode:
         self.onion: OnionService | None = None
         self.networks: Networks | None = None
         self._publishers: list[asyncio.Task[None]] = []
+        self.relays: NodeRelays | None = None
 
     @property
     def server_id(self) -> str:
@@ -169,6 +176,8 @@ class StorageNode:
                 nodeid=base32.a2b(tubid_text(self.node.certificate_pem())),  # in write enablers
             )
             self.http = await self._listen("storage", None, context)
+            listen = (self._tcp_host("storage") or "127.0.0.1", self.http.port)
+            self.relays = await start_relays(self.node, listen, self.networks)
         if self.onion_enabled:
             await self._start_onion()
         if self.introducer is not None:
@@ -178,7 +187,9 @@ class StorageNode:
         if self.web_port:
             from veil.adapters.web.gateway import start_web_gateway
 
-            self.web = await start_web_gateway(self.node.path, self.web_port)
+            self.web = await start_web_gateway(
+                self.node.path, self.web_port, hides_ip=self.node.hides_ip
+            )
 
     @property
     def onion_enabled(self) -> bool:
@@ -272,11 +283,12 @@ class StorageNode:
 
     def _announce(self) -> None:
         assert self.http is not None
-        host = self._tcp_host("storage")
+        host = direct_address(self.node, self.relays, self._tcp_host("storage"))
         onion = None
         if self.onion is not None:
             onion = (self.onion.address, self._onion_ports()["storage"][0])
         ann = announcement(self.node, host, self.http.port, onion)
+        with_relay_hints(self.node, ann, self.relays)
         self.nurl = "tor" if host is None else f"{host}:{self.http.port}"
         self.announcement = ann
         doc = {"server_id": self.server_id, "ann": ann}
@@ -332,6 +344,8 @@ class StorageNode:
         for task in self._publishers:
             task.cancel()
         (self.node.private / ANNOUNCEMENT).unlink(missing_ok=True)
+        if self.relays is not None:
+            await self.relays.stop()
         if self.onion is not None:
             await self.onion.stop()
         if self.networks is not None:
