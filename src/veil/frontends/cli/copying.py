@@ -11,15 +11,22 @@ non-zero, as GNU cp does: a local name that is not valid UTF-8 (grid names
 are Unicode), a FIFO, socket or device inside a tree
 (a FIFO would block, a device may never end; one named on the command line
 is read), a grid name that would leave the local directory (``..``).
+
+Files of a tree go up and down up to ``PARALLEL`` at a time (big ones
+``PARALLEL_BIG`` at a time, so memory stays bounded): small files then share
+one batch request per server where the servers offer veil's batch extension.
+The first error stops the copy; the transfers still running are cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import sys
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from veil.adapters.node.client_session import Client
 from veil.errors import UsageError, VeilError
@@ -31,6 +38,35 @@ from veil.frontends.cli import grid_paths
 from veil.frontends.cli.grid_paths import GridPath
 from veil.frontends.cli.local_files import open_input, open_output
 from veil.services.directories import entry_for
+
+T = TypeVar("T")
+PARALLEL = 32
+PARALLEL_BIG = 2
+BIG = 1024 * 1024
+
+
+class _Slots:
+    """How many file transfers of one copy may run at once."""
+
+    def __init__(self) -> None:
+        self.small = asyncio.Semaphore(PARALLEL)
+        self.big = asyncio.Semaphore(PARALLEL_BIG)
+
+    def for_size(self, size: int | None) -> asyncio.Semaphore:
+        return self.big if size is None or size > BIG else self.small
+
+
+async def _all(jobs: Sequence[Awaitable[T]]) -> list[T]:
+    """Every job's result in order; on the first error the others are cancelled
+    and that error (not a group of them) is raised."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _times(st: os.stat_result) -> dict[str, Any]:
@@ -50,35 +86,43 @@ def _unicode_name(local: Path) -> bool:
     return True
 
 
-async def _upload_file(client: Client, local: Path, st: os.stat_result) -> Entry:
-    f, size = open_input(str(local))
-    with f:
-        result = await client.uploader().upload_file(f, size)
+async def _upload_file(client: Client, local: Path, st: os.stat_result, slots: _Slots) -> Entry:
+    regular = stat.S_ISREG(st.st_mode)
+    async with slots.for_size(st.st_size if regular else None):
+        f, size = open_input(str(local))
+        with f:
+            result = await client.uploader().upload_file(f, size)
     return entry_for(result.cap.to_string(), _times(st))
 
 
 async def _upload_tree(
-    client: Client, local: Path, recursive: bool, skipped: list[str], *, top: bool
+    client: Client,
+    local: Path,
+    recursive: bool,
+    skipped: list[str],
+    *,
+    top: bool,
+    slots: _Slots | None = None,
 ) -> Entry | None:
     """The entry for ``local``, or None when it was skipped (with a warning)."""
     if not _unicode_name(local):
         _warn(skipped, f"skipped {os.fsencode(local)!r}: its name is not valid UTF-8")
         return None
+    slots = slots or _Slots()
     st = local.stat() if top else local.lstat()
     if not stat.S_ISDIR(st.st_mode):
         if top or stat.S_ISREG(st.st_mode):  # what was named is read whatever it is
-            return await _upload_file(client, local, st)
+            return await _upload_file(client, local, st, slots)
         _warn(skipped, f"skipped {local}: neither a file nor a directory")
         return None
     if not recursive:
         raise UsageError(f"{local} is a directory: use cp -r")
-    children = {}
-    for child in sorted(local.iterdir()):
-        if child.is_symlink():
-            continue  # links are not followed (a loop, or a path outside the tree)
-        entry = await _upload_tree(client, child, recursive, skipped, top=False)
-        if entry is not None:
-            children[child.name] = entry
+    # links are not followed (a loop, or a path outside the tree)
+    names = [child for child in sorted(local.iterdir()) if not child.is_symlink()]
+    entries = await _all(
+        [_upload_tree(client, c, recursive, skipped, top=False, slots=slots) for c in names]
+    )
+    children = {c.name: e for c, e in zip(names, entries, strict=True) if e is not None}
     cap = await client.directories().create(children)
     return entry_for(cap.to_string(), _times(st))
 
@@ -111,37 +155,54 @@ def _safe_name(name: str) -> bool:
 
 
 async def _download(
-    client: Client, entry: Entry, local: Path, recursive: bool, skipped: list[str]
+    client: Client,
+    entry: Entry,
+    local: Path,
+    recursive: bool,
+    skipped: list[str],
+    slots: _Slots | None = None,
 ) -> None:
+    slots = slots or _Slots()
     cap = mc.parse_any(entry.rw_cap or entry.ro_cap or "")
     if isinstance(cap, mc.DirCap):
         if not recursive:
             raise UsageError(f"{local.name} is a directory on the grid: use cp -r")
         local.mkdir(exist_ok=True)
+        jobs = []
         for name, child in (await client.directories().children(cap)).items():
             if not _safe_name(name):
                 _warn(skipped, f"skipped {name!r} in {local}: not a name a local file can have")
                 continue
-            await _download(client, child, local / name, recursive, skipped)
+            jobs.append(_download(client, child, local / name, recursive, skipped, slots))
+        await _all(jobs)
         regular = True
     else:
         if not isinstance(cap, mc.SSKWriteCap | mc.SSKReadCap | CHKReadCap | LiteralCap):
             raise UsageError(f"{local.name}: veil cannot read this kind of object")
-        out = open_output(str(local))  # a FIFO or a device is written into, never replaced
-        try:
-            if isinstance(cap, mc.SSKWriteCap | mc.SSKReadCap):
-                out.file.write(await client.mutable_files().read(cap))
-            else:
-                async for chunk in client.downloader().stream(cap, 0, None):  # streamed
-                    out.file.write(chunk)
-        except BaseException:
-            out.abort()
-            raise
-        out.commit()
-        regular = out.regular
+        size = cap.size if isinstance(cap, CHKReadCap | LiteralCap) else None
+        async with slots.for_size(size):
+            regular = await _download_file(client, cap, local)
     when = entry.metadata.get("mtime")
     if regular and isinstance(when, int | float):
         os.utime(local, (when, when))
+
+
+async def _download_file(
+    client: Client, cap: mc.SSKWriteCap | mc.SSKReadCap | CHKReadCap | LiteralCap, local: Path
+) -> bool:
+    """Write one grid file to ``local``; whether ``local`` is a regular file."""
+    out = open_output(str(local))  # a FIFO or a device is written into, never replaced
+    try:
+        if isinstance(cap, mc.SSKWriteCap | mc.SSKReadCap):
+            out.file.write(await client.mutable_files().read(cap))
+        else:
+            async for chunk in client.downloader().stream(cap, 0, None):  # streamed
+                out.file.write(chunk)
+    except BaseException:
+        out.abort()
+        raise
+    await asyncio.to_thread(out.commit)  # fsync in a thread: the other files go on
+    return out.regular
 
 
 async def copy_down(
