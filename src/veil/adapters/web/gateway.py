@@ -16,6 +16,8 @@ from aiohttp import web
 from veil.adapters.http.storage_server import RunningServer
 from veil.adapters.node.client_session import open_client
 from veil.adapters.node.server_status import server_rows, welcome_json
+from veil.adapters.web.security import install_security
+from veil.adapters.web.ui import add_ui_routes
 from veil.errors import ConfigError
 
 _ENDPOINT = re.compile(r"^(?:tcp:)?(\d{1,5})(?::interface=([0-9a-fA-F.:]+))?$")
@@ -40,6 +42,8 @@ async def start_web_gateway(node_dir: Path, web_port: str) -> RunningServer:
             return web.json_response(welcome_json(rows, client.node.introducers()))
 
     app = web.Application()
+    install_security(app)  # headers on every response; the UI's Host and CSRF checks
+    add_ui_routes(app, node_dir)  # the web UI: GET / (without t=) and /ui/...
     app.router.add_get("/", welcome)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

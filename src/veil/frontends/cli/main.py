@@ -31,9 +31,10 @@ from veil.frontends.cli import (
     put,
     run_node,
     status,
+    webopen,
 )
 
-COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs, backup)
+COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs, backup, webopen)
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
