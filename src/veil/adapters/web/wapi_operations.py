@@ -1,0 +1,262 @@
+"""Deep and slow operations of the web API: manifests, checks, ``/operations/``.
+
+``POST DIR?t=stream-manifest`` streams one JSON line per node reached (path,
+cap, type, verifycap, repaircap, storage-index), then a ``stats`` line, as
+Tahoe's ``ManifestStreamer``: a large tree is reported as it is walked, not at
+the end. ``t=start-manifest&ophandle=H`` runs the same walk in the
+background and redirects to ``/operations/H``, whose ``?t=status&output=JSON``
+says ``finished`` and, once done, holds the manifest (Tahoe's shape). The walk
+reads each directory once, follows directories by storage index (a loop or a
+directory linked twice is walked once), and never leaves the tree it was given.
+``t=check``, ``t=start-deep-check`` and ``t=stream-deep-check`` answer 501
+until veil's checker service can be called from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from veil.adapters.web.wapi_errors import WebError, not_implemented
+from veil.adapters.web.wapi_nodes import Node
+from veil.adapters.web.wapi_requests import Args
+from veil.adapters.web.wapi_session import GatewaySession
+from veil.errors import VeilError
+
+DIRECTORY_OPERATIONS = (
+    "check",
+    "start-deep-check",
+    "stream-deep-check",
+    "start-manifest",
+    "stream-manifest",
+    "start-deep-size",
+    "start-deep-stats",
+)
+MAX_OPERATIONS = 100  # kept in memory per gateway; the oldest finished ones go first
+
+
+async def walk(session: GatewaySession, root: Node) -> AsyncGenerator[tuple[list[str], Node]]:
+    """Every node below ``root`` (itself first), depth first, each directory once."""
+    seen: set[bytes] = set()
+    stack: list[tuple[list[str], Node]] = [([], root)]
+    while stack:
+        path, node = stack.pop()
+        yield path, node
+        si = node.storage_index()
+        if not node.is_dir or (si is not None and si in seen):
+            continue
+        if si is not None:
+            seen.add(si)
+        kids = await session.children(node)
+        for name in sorted(kids, reverse=True):
+            assert node.cap is not None
+            child = Node.from_entry(kids[name], node.cap, name)  # type: ignore[arg-type]
+            stack.append(([*path, name], child))
+
+
+def manifest_line(path: list[str], node: Node) -> dict[str, Any]:
+    kind = "unknown" if node.is_unknown else "directory" if node.is_dir else "file"
+    verify = node.verify_uri() or ""
+    return {
+        "path": path,
+        "cap": node.uri(),
+        "type": kind,
+        "verifycap": verify,
+        "repaircap": (node.write_uri() or verify) if node.is_mutable else verify,
+        "storage-index": node.storage_index_text(),
+    }
+
+
+@dataclass
+class Stats:
+    """Tahoe's DeepStats counters (the ones a veil walk can know)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, node: Node) -> None:
+        c = self.counts
+        if node.is_dir:
+            key = "count-directories"
+            c["count-mutable-directories" if node.is_mutable else "count-immutable-directories"] = (
+                c.get(
+                    "count-mutable-directories"
+                    if node.is_mutable
+                    else "count-immutable-directories",
+                    0,
+                )
+                + 1
+            )
+        elif node.is_unknown:
+            key = "count-unknown"
+        else:
+            key = "count-files"
+            sub = (
+                "count-mutable-files"
+                if node.is_mutable
+                else (
+                    "count-literal-files"
+                    if node.storage_index() is None
+                    else "count-immutable-files"
+                )
+            )
+            c[sub] = c.get(sub, 0) + 1
+            size = node.known_size()
+            if size is not None and not node.is_mutable:
+                field_name = (
+                    "size-literal-files" if node.storage_index() is None else "size-immutable-files"
+                )
+                c[field_name] = c.get(field_name, 0) + size
+        c[key] = c.get(key, 0) + 1
+
+    def result(self) -> dict[str, int]:
+        keys = (
+            "count-immutable-files",
+            "count-mutable-files",
+            "count-literal-files",
+            "count-files",
+            "count-directories",
+            "count-unknown",
+            "size-immutable-files",
+            "size-mutable-files",
+            "size-literal-files",
+            "size-directories",
+            "largest-directory",
+            "largest-directory-children",
+            "largest-immutable-file",
+        )
+        return {k: self.counts.get(k, 0) for k in keys}
+
+
+async def stream_manifest(
+    session: GatewaySession, request: web.Request, node: Node
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    stats = Stats()
+    lines = walk(session, node)
+    try:
+        first = await anext(lines)  # the root, before the status line goes out
+        await response.prepare(request)
+        path, here = first
+        while True:
+            stats.add(here)
+            await response.write(
+                json.dumps(manifest_line(path, here), ensure_ascii=True).encode() + b"\n"
+            )
+            try:
+                path, here = await anext(lines)
+            except StopAsyncIteration:
+                break
+        await response.write(
+            json.dumps({"type": "stats", "stats": stats.result()}).encode() + b"\n"
+        )
+    except VeilError as exc:
+        if not response.prepared:
+            raise
+        await response.write(f"ERROR: {type(exc).__name__}({exc})\n".encode())
+    finally:
+        await lines.aclose()
+    return response
+
+
+@dataclass
+class Operation:
+    kind: str
+    started: float = field(default_factory=time.time)
+    finished: bool = False
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    error: str | None = None
+    task: asyncio.Task[None] | None = None
+
+    def status_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"finished": self.finished, "origin_si": ""}
+        if self.kind == "manifest":
+            out["manifest"] = [["/".join(m["path"]), m["cap"]] for m in self.manifest]
+            out["verifycaps"] = sorted({m["verifycap"] for m in self.manifest if m["verifycap"]})
+            out["storage-index"] = sorted(
+                {m["storage-index"] for m in self.manifest if m["storage-index"]}
+            )
+            out["stats"] = self.stats.result()
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class Operations:
+    """Handles (``ophandle=``) of background operations, in memory, as Tahoe's."""
+
+    def __init__(self) -> None:
+        self.ops: dict[str, Operation] = {}
+
+    def start_manifest(self, session: GatewaySession, handle: str, node: Node) -> None:
+        if handle in self.ops:
+            raise WebError(f"there is already an operation with ophandle={handle}", 400)
+        op = Operation("manifest")
+
+        async def run() -> None:
+            try:
+                async for path, here in walk(session, node):
+                    op.stats.add(here)
+                    op.manifest.append(manifest_line(path, here))
+            except VeilError as exc:
+                op.error = str(exc)
+            finally:
+                op.finished = True
+
+        op.task = asyncio.ensure_future(run())
+        self.ops[handle] = op
+        while len(self.ops) > MAX_OPERATIONS:
+            oldest = next((h for h, o in self.ops.items() if o.finished), None)
+            if oldest is None:
+                break
+            del self.ops[oldest]
+
+    async def close(self) -> None:
+        for op in self.ops.values():
+            if op.task is not None and not op.task.done():
+                op.task.cancel()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        handle = request.match_info["handle"]
+        op = self.ops.get(handle)
+        if op is None:
+            raise WebError(f"unknown/expired handle '{handle}'", 404)
+        if request.method == "POST" and request.query.get("t") == "cancel":
+            if op.task is not None:
+                op.task.cancel()
+            op.finished = True
+        if request.query.get("release-after-complete", "").lower() == "true" and op.finished:
+            self.ops.pop(handle, None)
+        return web.Response(
+            text=json.dumps(op.status_json(), indent=1) + "\n", content_type="text/plain"
+        )
+
+
+async def directory_operation(
+    session: GatewaySession, request: web.Request, node: Node, args: Args
+) -> web.StreamResponse:
+    t = args.t
+    if t == "stream-manifest":
+        return await stream_manifest(session, request, node)
+    if t == "start-manifest":
+        handle = args.get("ophandle")
+        if not handle:
+            raise WebError("slow operation requires ophandle=", 400)
+        ops: Operations = request.app["veil.operations"]
+        ops.start_manifest(session, handle, node)
+        raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
+    if t == "check":
+        return await check(session, request, node, args)
+    raise not_implemented(f"t={t}")
+
+
+async def check(
+    session: GatewaySession, request: web.Request, node: Node, args: Args
+) -> web.StreamResponse:
+    raise not_implemented("t=check")
