@@ -50,3 +50,28 @@ async def test_a_read_goes_on_when_the_first_servers_are_down_or_stale() -> None
     for server in ring[:4]:
         by_id[server.server_id].fail = False
     assert await mf.read(cap.read_cap()) == b"version two"
+
+
+async def test_an_mdmf_read_asks_k_plus_margin_servers() -> None:
+    mf, clients = grid()
+    data = os.urandom(300_000)  # several segments
+    cap = await mf.mdmf().create(data)
+    before = {c.server_id: c.calls for c in clients}
+    assert await mf.read(cap.read_cap()) == data
+    ring = [s.server_id for s in mf.broker.permuted(cap.read_cap().storage_index)]
+    assert asked(clients, before) == set(ring[: 3 + READ_MARGIN])
+
+
+async def test_an_mdmf_read_widens_when_the_first_servers_fail_mid_read() -> None:
+    mf, clients = grid()
+    data = os.urandom(300_000)
+    cap = await mf.mdmf().create(data)
+    ring = mf.broker.permuted(cap.read_cap().storage_index)
+    by_id = {c.server_id: c for c in clients}
+    chunks = []
+    stream = mf.mdmf().stream(cap.read_cap())
+    chunks.append(await anext(stream))  # the map was made from the first k + 2 servers
+    for server in ring[:3]:
+        by_id[server.server_id].fail = True  # three of them die before the next segment
+    chunks.extend([c async for c in stream])
+    assert b"".join(chunks) == data

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -36,6 +36,7 @@ from veil.formats.hashes import block_hash
 from veil.services.interfaces import StorageClient
 from veil.services.mutable.files import FIRST_READ, MutableFiles, _surprise, signing_key
 from veil.services.mutable.retry import InProgress, Marker, retrying
+from veil.services.mutable.server_map import READ_MARGIN
 
 Change = bytes | Callable[[bytes], bytes]
 
@@ -95,9 +96,19 @@ class MDMFFiles:
             return Seen(server, shnum, raw[:41], meta, tree)
         return Seen(server, shnum, raw[:41], None, [])  # changing too fast to read
 
-    async def server_map(self, si: bytes, fingerprint: bytes) -> list[Seen]:
+    async def server_map(
+        self, si: bytes, fingerprint: bytes, servers: Sequence[StorageClient] | None = None
+    ) -> list[Seen]:
+        """Every share of every server (or of ``servers``), as a write needs."""
         seen: list[Seen] = []
+        await self._ask(
+            self.files.broker.servers if servers is None else servers, si, fingerprint, seen
+        )
+        return seen
 
+    async def _ask(
+        self, servers: Sequence[StorageClient], si: bytes, fingerprint: bytes, seen: list[Seen]
+    ) -> None:
         async def bounded(server: StorageClient) -> None:
             try:
                 await asyncio.wait_for(
@@ -106,7 +117,19 @@ class MDMFFiles:
             except TimeoutError:
                 pass
 
-        await asyncio.gather(*(bounded(s) for s in self.files.broker.servers))
+        await asyncio.gather(*(bounded(s) for s in servers))
+
+    async def read_map(self, si: bytes, fingerprint: bytes) -> list[Seen]:
+        """For a read, as SDMF's ``read_map``: the first k + ``READ_MARGIN`` servers
+        of the permuted ring, and the rest only when they hold no recoverable
+        version or show a newer seqnum than the best one."""
+        ring = self.files.broker.permuted(si)
+        first = ring[: self.files.params.needed + READ_MARGIN]
+        seen = await self.server_map(si, fingerprint, first)
+        best = self.best(seen)
+        newest = max((s.meta.header.seqnum for s in seen if s.meta is not None), default=0)
+        if best is None or newest > best.meta.header.seqnum:
+            await self._ask(ring[len(first) :], si, fingerprint, seen)
         return seen
 
     @staticmethod
@@ -121,13 +144,20 @@ class MDMFFiles:
         return max(good, key=lambda v: (v.meta.header.seqnum, v.meta.header.root_hash))
 
     async def _version(self, read_cap: mc.SSKReadCap) -> tuple[list[Seen], Version]:
-        seen = await self.server_map(read_cap.storage_index, read_cap.fingerprint)
+        seen = await self.read_map(read_cap.storage_index, read_cap.fingerprint)
         version = self.best(seen)
         if version is None:
             raise NotEnoughSharesError(
                 f"not enough good shares of this MDMF file were found ({len(seen)} seen)"
             )
         return seen, version
+
+    async def _same_version_everywhere(self, read_cap: mc.SSKReadCap, version: Version) -> Version:
+        """``version`` with the shares of every server, not only the first asked."""
+        seen = await self.server_map(read_cap.storage_index, read_cap.fingerprint)
+        prefix = version.meta.header.signed_prefix()
+        shares = {s.shnum: s for s in seen if s.meta and s.meta.header.signed_prefix() == prefix}
+        return Version({**version.shares, **shares})
 
     async def _segment(self, si: bytes, version: Version, s: int, readkey: bytes) -> bytes:
         g = version.geometry
@@ -159,8 +189,17 @@ class MDMFFiles:
         end = g.datalen if length is None else min(g.datalen, offset + length)
         if offset >= end:
             return
+        widened = False
         for s in range(offset // g.segsize, (end - 1) // g.segsize + 1):
-            data = await self._segment(read_cap.storage_index, version, s, read_cap.readkey)
+            try:
+                data = await self._segment(read_cap.storage_index, version, s, read_cap.readkey)
+            except NotEnoughSharesError:
+                if widened:
+                    raise
+                # the read asked only the first servers of the ring: ask them all
+                widened = True
+                version = await self._same_version_everywhere(read_cap, version)
+                data = await self._segment(read_cap.storage_index, version, s, read_cap.readkey)
             start = s * g.segsize
             yield data[max(0, offset - start) : end - start]
 
