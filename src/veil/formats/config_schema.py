@@ -88,6 +88,13 @@ def _endpoint(v: str) -> str | None:
     return None
 
 
+def _http_url(v: str) -> str | None:
+    scheme, sep, rest = v.strip().partition("://")
+    host = rest.split("/", 1)[0]
+    ok = v.strip() == "" or (sep and scheme.lower() in ("http", "https") and host)
+    return None if ok else "must be a URL such as https://s3.example.net or http://127.0.0.1:8333"
+
+
 @dataclass(frozen=True)
 class Key:
     check: Check
@@ -160,6 +167,19 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "readonly": Key(_bool, "false", "accept no new immutable shares; serve existing ones"),
         "storage_dir": Key(_text, "storage", "where shares are kept (relative: to the node)"),
         "anonymous": Key(_bool, "true", "false: no anonymous storage (veil then refuses to run)"),
+        "backend": Key(
+            _choice("disk", "s3"),
+            "disk",
+            "where shares live: disk (storage_dir) or s3 (a bucket, see docs/s3.md)",
+        ),
+        "s3.endpoint": Key(_http_url, "(AWS)", "S3 endpoint URL; empty: AWS for s3.region"),
+        "s3.bucket": Key(_text, "(empty)", "the bucket (backend = s3; must exist)"),
+        "s3.prefix": Key(_text, "(empty)", "key prefix inside the bucket, one per server"),
+        "s3.region": Key(
+            _text,
+            "us-east-1",
+            "S3 region; credentials: private/s3.credentials (AWS format), never here",
+        ),
         "relays": Key(
             _text,
             "",
