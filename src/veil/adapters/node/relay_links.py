@@ -9,9 +9,8 @@ relay's operator, written by ``veil relay join``) holds the backend's secret,
 so it lives in ``private/`` with mode 0600. The node keeps a
 ``veil.adapters.net.relay_tunnel.RelayLink`` to every relay and announces one
 NURL (and one fURL hint) per relay: its public address from the ticket. Its
-direct address is announced too only when ``[storage] hostname`` is set;
-otherwise the listener stays on the loopback address it was given and only
-the relays reach it.
+direct address (``[storage] hostname``) is announced too unless it is a
+loopback address: then only the relays reach the listener.
 
 Fail-closed: a node that hides its IP address (``reveal-IP-address =
 false``) tunnels only through Tor, and refuses ``relays.tor = false``.
@@ -32,6 +31,7 @@ from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
 from veil.formats.nurl import NURL
 from veil.formats.relay_protocol import RelayTicket, check_name, parse_ticket
+from veil.formats.tor_settings import is_loopback
 
 log = logging.getLogger(__name__)
 TICKETS = "relays"  # the directory in private/
@@ -134,9 +134,10 @@ async def start_relays(
     return relays
 
 
-def direct_address(node: NodeDirectory, relays: NodeRelays | None, host: str | None) -> str | None:
-    """The host to announce directly: with relays, only an explicit hostname."""
-    if relays is None or "hostname" in node.section("storage"):
+def direct_address(relays: NodeRelays | None, host: str | None) -> str | None:
+    """The host to announce directly: with relays, none if it is a loopback
+    address (a server behind NAT listens there only for its tunnels)."""
+    if relays is None or host is None or not is_loopback(host):
         return host
     return None
 

@@ -39,7 +39,7 @@ from veil.adapters.node.relay_links import (
     start_relays,
     with_relay_hints,
 )
-from veil.adapters.storage.disk import DiskBackend
+from veil.adapters.node.storage_backend import open_storage_backend
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
 from veil.formats.announcement import sign
@@ -170,7 +170,7 @@ class StorageNode:
             self.introducer = await self._listen("introducer", self._introducer_app(), context)
         if self.settings.enabled:
             self.server = StorageServer(
-                backend=DiskBackend(self.node.storage_dir()),
+                backend=open_storage_backend(self.node),  # disk or S3
                 reserved_space=self.settings.reserved_space,
                 readonly=self.settings.readonly,
                 nodeid=base32.a2b(tubid_text(self.node.certificate_pem())),  # in write enablers
@@ -283,7 +283,7 @@ class StorageNode:
 
     def _announce(self) -> None:
         assert self.http is not None
-        host = direct_address(self.node, self.relays, self._tcp_host("storage"))
+        host = direct_address(self.relays, self._tcp_host("storage"))
         onion = None
         if self.onion is not None:
             onion = (self.onion.address, self._onion_ports()["storage"][0])
@@ -353,3 +353,6 @@ class StorageNode:
         for running in (self.http, self.introducer, self.web):
             if running is not None:
                 await running.stop()
+        close = getattr(self.server.backend if self.server else None, "close", None)
+        if close is not None:  # the S3 backend's client and loop thread
+            close()

@@ -29,12 +29,28 @@ from veil.frontends.cli import (
     get,
     grid,
     put,
+    recovery,
+    relay,
     run_node,
     status,
     webopen,
 )
 
-COMMANDS = (create_node, run_node, put, get, status, grid, config, caps, fs, backup, webopen)
+COMMANDS = (
+    create_node,
+    run_node,
+    put,
+    get,
+    status,
+    grid,
+    config,
+    caps,
+    fs,
+    backup,
+    webopen,
+    relay,
+    recovery,
+)
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
