@@ -30,7 +30,6 @@ from veil.frontends.cli import (
     grid,
     put,
     recovery,
-    relay,
     run_node,
     status,
     webopen,
@@ -48,7 +47,6 @@ COMMANDS = (
     fs,
     backup,
     webopen,
-    relay,
     recovery,
 )
 
