@@ -30,6 +30,7 @@ from veil.frontends.cli import (
     grid,
     put,
     recovery,
+    relay,
     run_node,
     status,
     webopen,
@@ -47,6 +48,7 @@ COMMANDS = (
     fs,
     backup,
     webopen,
+    relay,
     recovery,
 )
 
