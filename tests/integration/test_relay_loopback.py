@@ -149,6 +149,73 @@ async def test_a_stopped_relay_leaves_the_client_on_the_next_one(setup: Setup) -
         await client.close()
 
 
+class CuttingRelay:
+    """A relay that dies mid-transfer: it forwards to ``target`` and cuts both
+    connections once ``limit`` bytes have come back from the server."""
+
+    def __init__(self, target: int, limit: int) -> None:
+        self.target, self.limit, self.cuts = target, limit, 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._on, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _on(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def up() -> None:
+            while data := await reader.read(65536):
+                up_w.write(data)
+
+        async def down() -> None:
+            sent = 0
+            while data := await up_r.read(65536):
+                if sent + len(data) > self.limit:
+                    writer.write(data[: self.limit - sent])
+                    await writer.drain()
+                    self.cuts += 1
+                    writer.transport.abort()
+                    return
+                writer.write(data)
+                sent += len(data)
+
+        pump = asyncio.ensure_future(up())
+        try:
+            await down()
+        except ConnectionError:
+            pass
+        finally:
+            pump.cancel()
+            up_w.close()
+            writer.close()
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+async def test_a_relay_dying_mid_read_leaves_the_read_to_the_next_one(setup: Setup) -> None:
+    data = os.urandom(900_000)
+    direct = setup.client(setup.nurl("127.0.0.1", setup.relays[1].ports["bob"]))
+    try:
+        await _roundtrip(direct, data, 3)
+    finally:
+        await direct.close()
+    cutter = CuttingRelay(setup.relays[0].ports["bob"], limit=300_000)
+    nurls = [setup.nurl("127.0.0.1", await cutter.start())]
+    nurls.append(setup.nurl("127.0.0.1", setup.relays[1].ports["bob"]))
+    client = setup.client(*nurls)
+    try:
+        assert await client.read_share_chunk(SI, 3, 0, len(data)) == data
+        assert cutter.cuts == 1  # the first relay did die mid-answer
+        assert client.nurl == nurls[1]
+    finally:
+        await client.close()
+        await cutter.stop()
+
+
 async def test_a_client_waits_for_a_tunnel_only_so_long() -> None:
     relay = await _relay("carol")
     try:

@@ -7,7 +7,8 @@ them in turn (the one that answered last comes first, so after one answer
 the rest of the command goes straight there) and moves on only when no
 connection could be made: a refused or timed-out connect, a TLS pin mismatch,
 Tor failing to reach it. A request that may have reached the server is never
-sent again elsewhere.
+sent again elsewhere, except a read or an immutable share write whose
+connection broke (``broke_mid_request``: a relay that died mid-transfer).
 
 Not here: what requests mean (``storage_client``), which network reaches an
 address (``veil.adapters.net.connection_policy``).
@@ -118,6 +119,18 @@ def not_connected(exc: BaseException, route: Route) -> str | None:
         return f"is unreachable ({reason.lower()})"
     if isinstance(exc, ServerUnavailable):  # Tor could not reach it
         return f"could not be reached: {exc}"
+    return None
+
+
+def broke_mid_request(exc: BaseException, method: str, path: str) -> str | None:
+    """Why a request that may have reached the server can still go to the next
+    address, or None: only a read or an immutable share write (the same bytes at
+    the same offset are accepted again) whose connection broke, as when a relay
+    in the way dies (docs/relays.md); never a timeout, never a mutable write."""
+    idempotent = method == "GET" or (method == "PATCH" and path.startswith("/immutable/"))
+    broken = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)
+    if idempotent and isinstance(exc, broken):
+        return "broke the connection mid-request"
     return None
 
 

@@ -22,6 +22,7 @@ from veil.adapters.http.routes import (
     REQUEST_TIMEOUT,
     Route,
     Routes,
+    broke_mid_request,
     make_route,
     not_connected,
     request_failure,
@@ -136,7 +137,7 @@ class HttpStorageClient(IdentifiedServer):
             try:
                 answer = await self._request_at(route, method, path, body, headers, ok, limit)
             except (TimeoutError, aiohttp.ClientError, OSError, ServerUnavailable) as exc:
-                why = not_connected(exc, route)
+                why = not_connected(exc, route) or broke_mid_request(exc, method, path)
                 if why is None:
                     raise ServerUnavailable(
                         f"{self._name()} {route.where} {request_failure(exc, route)}"
