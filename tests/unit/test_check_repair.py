@@ -4,6 +4,7 @@ seqnum), with shares deleted and corrupted on real server cores."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -22,7 +23,10 @@ from veil.services.immutable.uploader import Uploader
 from veil.services.mutable.files import MutableFiles
 from veil.testing.local_grid import local_grid
 
-_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+# distinct keys within one grid (a key is a storage index); reused across tests
+_KEYS = itertools.cycle(
+    [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
+)
 PARAMS = EncodingParameters(2, 4, 6)
 
 
@@ -139,7 +143,11 @@ async def test_unrecoverable_file_is_reported_not_repaired() -> None:
 
 def _files(session: Session) -> MutableFiles:
     return MutableFiles(
-        session.broker, PARAMS, lease_secret=session.lease_secret(), keygen=lambda: _KEY, timeout=5
+        session.broker,
+        PARAMS,
+        lease_secret=session.lease_secret(),
+        keygen=lambda: next(_KEYS),
+        timeout=5,
     )
 
 
