@@ -94,8 +94,8 @@ def _cross_site(request: web.Request) -> bool:
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         return True
-    origin = request.headers.get("Origin")
-    return origin is not None and origin != f"{request.scheme}://{request.host}"
+    origin = request.headers.get("Origin")  # "null" under Referrer-Policy: no-referrer
+    return origin not in (None, "null") and origin != f"{request.scheme}://{request.host}"
 
 
 async def _presented_token(request: web.Request) -> str:

@@ -98,7 +98,7 @@ async def aliases_html(request: web.Request, node_dir: Path) -> web.Response:
         + form(
             request,
             "/ui/files/alias",
-            '<label>Name <input name="alias" required maxlength="100" '
+            '<label>Alias name <input name="alias" required maxlength="100" '
             'pattern="[^:]+" title="a name without :"></label> '
             "<button>Make it</button>",
         )
@@ -125,7 +125,7 @@ def _crumbs(alias: str, parts: list[str]) -> str:
     for i, name in enumerate(parts):
         href = url("/ui/files/browse", alias=alias, path="/".join(parts[: i + 1]))
         links.append(f'<a href="{esc(href)}">{esc(name)}</a>')
-    return '<p class="crumbs">' + " / ".join(links) + "</p>"
+    return '<p class="crumbs">In: ' + " / ".join(links) + "</p>"
 
 
 async def browse_html(request: web.Request, node_dir: Path) -> web.Response:
@@ -167,7 +167,7 @@ async def browse_html(request: web.Request, node_dir: Path) -> web.Response:
         + form(
             request,
             url("/ui/files/mkdir", alias=alias, path=here),
-            '<label>Name <input name="name" required maxlength="255"></label> '
+            '<label>Folder name <input name="name" required maxlength="255"></label> '
             "<button>Make folder</button>",
         )
         if info["writable"]

@@ -1,0 +1,122 @@
+"""The web UI in a real browser (headless Chromium) against a running client
+node: the status page, an alias made, a file uploaded, listed, downloaded and
+compared, a backup run to its end and restored, and the pages used without
+JavaScript. The tests share one logged-in page and run in this order."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import Recorder
+from tests.integration.web_ui_node import UiNode
+
+Shot = Callable[[Page, str], Path]
+
+
+def test_status_page_says_the_grid_is_ready(page: Page, node: UiNode, shot: Shot) -> None:
+    page.goto(node.base + "/")
+    expect(page.locator("#verdict")).to_contain_text("Ready. 3 of 3 storage servers answered")
+    expect(page.locator("#servers tbody tr")).to_have_count(3)
+    shot(page, "01-status")
+
+
+def test_create_an_alias(page: Page, node: UiNode, shot: Shot) -> None:
+    page.get_by_role("link", name="Files", exact=True).click()
+    page.get_by_label("Alias name").fill("photos")
+    page.get_by_role("button", name="Make it").click()
+    expect(page.locator("h1")).to_have_text("photos")
+    expect(page.locator("main")).to_contain_text("This folder is empty.")
+    assert "photos:" in (node.client / "private" / "aliases").read_text()
+    page.goto(node.base + "/ui/files")
+    expect(page.locator("#aliases")).to_contain_text("photos")
+    shot(page, "02-aliases")
+
+
+def test_upload_see_it_listed_download_and_compare(
+    page: Page, node: UiNode, shot: Shot, tmp_path: Path
+) -> None:
+    data = os.urandom(200_000)
+    local = tmp_path / "holiday notes.bin"
+    local.write_bytes(data)
+    page.goto(node.base + "/ui/files")
+    page.get_by_role("link", name="photos").click()
+    page.locator("input[type=file]").set_input_files(str(local))
+    page.get_by_role("button", name="Upload").click()
+    row = page.locator("#listing tbody tr", has_text="holiday notes.bin")
+    expect(row).to_contain_text("200.0 KB")
+    shot(page, "03-folder-with-file")
+    with page.expect_download() as info:
+        row.get_by_role("link", name="holiday notes.bin").click()
+    download = info.value
+    assert download.suggested_filename == "holiday notes.bin"
+    assert Path(download.path()).read_bytes() == data
+
+
+def test_run_a_backup_see_it_finish_and_restore_it(
+    page: Page, node: UiNode, shot: Shot, tmp_path: Path
+) -> None:
+    source = tmp_path / "Documents"
+    (source / "letters").mkdir(parents=True)
+    for i in range(12):
+        (source / "letters" / f"letter-{i}.txt").write_bytes(os.urandom(3000 + i * 500))
+    (source / "todo.txt").write_text("water the plants\n")
+    page.goto(node.base + "/ui/backups")
+    shot(page, "04-backups")
+    page.get_by_label("Folder on this computer").fill(str(source))
+    page.get_by_label("Keep it in alias").select_option("photos")
+    page.get_by_role("button", name="Back up now").click()
+    expect(page.locator("#state")).to_have_text("done")
+    expect(page.locator("main")).to_contain_text("13 files sent")
+    expect(page.locator("#bar")).to_have_attribute("value", "100")
+    shot(page, "05-backup-done")
+    page.get_by_role("link", name="Back to backups").click()
+    page.get_by_role("button", name="Show snapshots").click()
+    expect(page.locator("#snapshots tbody tr")).to_have_count(1)
+    expect(page.locator("#snapshots")).to_contain_text("newest")
+    shot(page, "06-snapshots")
+    target = tmp_path / "restored"
+    page.get_by_label("restore into folder").fill(str(target))
+    page.get_by_role("button", name="Restore here").click()
+    expect(page.locator("#state")).to_have_text("done")
+    shot(page, "07-restore-done")
+    for f in source.rglob("*"):
+        if f.is_file():
+            assert (target / f.relative_to(source)).read_bytes() == f.read_bytes()
+
+
+def test_the_pages_work_without_javascript(
+    browser: Browser, node: UiNode, recorder: Recorder, shot: Shot
+) -> None:
+    context = recorder.attach(browser.new_context(java_script_enabled=False))
+    try:
+        page = context.new_page()
+        page.goto(node.login_url())
+        expect(page.locator("#verdict")).to_contain_text("Ready.")
+        page.get_by_role("link", name="Files", exact=True).click()
+        page.get_by_label("Alias name").fill("no-script")
+        page.get_by_role("button", name="Make it").click()
+        expect(page.locator("h1")).to_have_text("no-script")
+        page.get_by_label("Folder name").fill("inside")
+        page.get_by_role("button", name="Make folder").click()
+        expect(page.locator("#listing")).to_contain_text("inside/")
+        shot(page, "08-no-javascript")
+    finally:
+        context.close()
+
+
+def test_a_page_opened_without_webopen_says_what_to_do(
+    browser: Browser, node: UiNode, recorder: Recorder, shot: Shot
+) -> None:
+    context = recorder.attach(browser.new_context())
+    try:
+        page = context.new_page()
+        page.goto(node.base + "/ui/files")
+        expect(page.locator("main")).to_contain_text("veil webopen")
+        expect(page.locator("main")).not_to_contain_text("photos")
+        shot(page, "09-locked")
+    finally:
+        context.close()
