@@ -23,6 +23,7 @@ from veil.formats.cap_display import scrub
 from veil.frontends.cli import (
     backup,
     caps,
+    check,
     config,
     create_node,
     fs,
@@ -50,6 +51,7 @@ COMMANDS = (
     webopen,
     relay,
     recovery,
+    check,
 )
 
 EXIT_USAGE = 2
