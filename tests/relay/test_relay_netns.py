@@ -1,0 +1,162 @@
+"""A storage server behind NAT, reached only through two veil relays, in
+network namespaces: the client's namespace has no route to the server's.
+
+Upload and download through each relay (its own port, and SNI on the shared
+port), a capture at a relay holding neither the file, the swissnum nor the
+cap, and a relay killed mid-transfer with the other one taking over.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import BOB_PORT, SHARED_PORT, VEIL, Grid, veil_in
+from .netns import RelayNet, wait_for
+
+pytestmark = pytest.mark.integration
+CAPTURE = Path(__file__).with_name("capture.py")
+
+
+def put_get(grid: Grid, client: Path, data: bytes) -> str:
+    src = client / "upload.bin"
+    src.write_bytes(data)
+    cap = veil_in(grid.net, grid.net.client, "-d", str(client), "put", str(src)).decode().strip()
+    got = veil_in(grid.net, grid.net.client, "-d", str(client), "get", cap)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    return cap
+
+
+def test_the_client_has_no_way_in_to_the_backend(grid: Grid) -> None:
+    probe = (
+        "import socket,sys\n"
+        "s=socket.socket(); s.settimeout(3)\n"
+        "try: s.connect((sys.argv[1], int(sys.argv[2])))\n"
+        "except OSError as e: print(e.errno)\n"
+        "else: print('connected')\n"
+    )
+    cfg = configparser.ConfigParser()
+    cfg.read(grid.bob / "tahoe.cfg")
+    port = cfg["storage"]["port"]  # where bob listens, on its own loopback only
+    for n in (1, 2):
+        out = grid.net.run(
+            grid.net.client, sys.executable, "-c", probe, RelayNet.backend_address(n), port
+        )
+        assert out.stdout.decode().strip() == "101"  # ENETUNREACH
+    nurls = grid.announcement["ann"]["anonymous-storage-NURLs"]
+    assert [n.split("@")[1].split("/")[0] for n in nurls] == [
+        f"{RelayNet.public_address(n)}:{BOB_PORT}" for n in (1, 2)
+    ]  # one hint per relay, and no (loopback) direct address
+
+
+class Capture:
+    def __init__(self, net: RelayNet, ns: str, out: Path) -> None:
+        self.out = out
+        self.proc = net.popen(
+            ns, sys.executable, str(CAPTURE), str(out), log=out.with_suffix(".log")
+        )
+        self.net = net
+        wait_for(lambda: Path(str(out) + ".ready").exists(), 15, "the capture")
+
+    def bytes(self) -> bytes:
+        self.net.stop(self.proc)
+        return self.out.read_bytes()
+
+
+def test_through_each_relay_and_the_relay_sees_only_ciphertext(grid: Grid) -> None:
+    data = os.urandom(3 << 20)
+    capture = Capture(grid.net, grid.net.relay(1), grid.root / "relay1.pcap")
+    caps = []
+    try:
+        for n in (1, 2):
+            only = [grid.nurl_via(RelayNet.public_address(n), BOB_PORT)]
+            caps.append(put_get(grid, grid.client(f"via-port-{n}", only), data[n:]))
+            by_sni = [grid.nurl_via(f"bob.relay{n}.test", SHARED_PORT)]
+            caps.append(put_get(grid, grid.client(f"via-sni-{n}", by_sni), data[:-n]))
+    finally:
+        seen = capture.bytes()
+    assert len(seen) > 2 * len(data)  # the relay did carry both files, both ways
+    swissnum = (
+        grid.announcement["ann"]["anonymous-storage-NURLs"][0].rsplit("/", 1)[1].split("#")[0]
+    )
+    secrets = [swissnum.encode(), base64.b64encode(swissnum.encode())]
+    for cap in caps:
+        secrets += [cap.encode(), cap.split(":")[2].encode()]  # the cap and its key part
+    for secret in secrets:
+        assert secret not in seen
+    windows = [data[i : i + 24] for i in range(0, len(data) - 24, 4099)]
+    assert not [w for w in windows if w in seen]
+    assert b"bob.relay1.test" in seen  # what a relay does learn: the SNI name
+
+
+def _kill_mid_transfer(grid: Grid, client: Path, args: list[str], log: Path) -> bytes:
+    """Run ``veil ARGS`` in the client's namespace and kill relay 1 (SIGKILL)
+    while the transfer is under way; the command's stdout."""
+    net = grid.net
+    devices = [f"{net.prefix}c1b", f"{net.prefix}b1b"]  # relay 1's two links, outward
+    for dev in devices:
+        tc = ["tc", "-n", net.relay(1), "qdisc", "add", "dev", dev, "root", "tbf"]
+        subprocess.run([*tc, "rate", "40mbit", "burst", "32kbit", "latency", "400ms"], check=True)
+    try:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [net_ip(), "netns", "exec", net.client, *VEIL, "-d", str(client), *args],
+                stdout=out,
+                stderr=subprocess.PIPE,
+            )
+        net.processes.append(proc)
+        time.sleep(2.0)
+        assert proc.poll() is None, "the transfer ended before the relay could be killed"
+        grid.relay_procs[0].send_signal(signal.SIGKILL)
+        grid.relay_procs[0].wait(10)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        for dev in devices:
+            subprocess.run(["tc", "-n", net.relay(1), "qdisc", "del", "dev", dev, "root"])
+    return log.read_bytes()
+
+
+def net_ip() -> str:
+    from .netns import IP
+
+    return IP
+
+
+def test_one_relay_killed_mid_transfer_the_other_takes_over(grid: Grid) -> None:
+    data = os.urandom(24 << 20)
+    client = grid.client("failover")  # both relays, relay 1 first
+    src = client / "big.bin"
+    src.write_bytes(data)
+    cap = veil_in(grid.net, grid.net.client, "-d", str(client), "put", str(src)).decode().strip()
+    got = _kill_mid_transfer(grid, client, ["get", cap], grid.root / "got.bin")
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    # the relay comes back; the backend's tunnels rejoin it with backoff
+    grid.start_relay(1)
+    only_1 = grid.client("after-restart", [grid.nurl_via(RelayNet.public_address(1), BOB_PORT)])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            put_get(grid, only_1, b"back again" * 10000)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    # and an upload survives the same
+    src2 = client / "big2.bin"
+    src2.write_bytes(data[::-1])
+    out = _kill_mid_transfer(grid, client, ["put", str(src2)], grid.root / "cap2.txt")
+    cap2 = out.decode().strip()
+    got2 = veil_in(grid.net, grid.net.client, "-d", str(client), "get", cap2)
+    assert hashlib.sha256(got2).digest() == hashlib.sha256(data[::-1]).digest()
+    grid.start_relay(1)
