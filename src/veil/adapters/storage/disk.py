@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from veil.errors import FormatError
+from veil.errors import FormatError, VeilError
 from veil.formats import base32
 from veil.formats.container import (
     HEADER_SIZE,
@@ -184,6 +184,27 @@ class DiskBackend:
         path = self._path(storage_index, share_number)
         path.unlink(missing_ok=True)
         self.remove_empty(path.parent)
+
+    def delete_share(self, storage_index: bytes, share_number: int) -> None:
+        """Remove a finished immutable share (lease expiry)."""
+        path = self._path(storage_index, share_number)
+        path.unlink(missing_ok=True)
+        self.remove_empty(path.parent)
+
+    def storage_indexes(self) -> list[bytes]:
+        """Every storage index with a directory under ``shares/`` (not incoming)."""
+        out = []
+        for prefix in os.scandir(self.shares):
+            if prefix.name == "incoming" or not prefix.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(prefix.path):
+                try:
+                    si = base32.a2b(entry.name)
+                except VeilError:
+                    continue
+                if len(si) == 16 and entry.name.startswith(prefix.name):
+                    out.append(si)
+        return out
 
     def create_incoming(
         self, storage_index: bytes, share_number: int, allocated_size: int

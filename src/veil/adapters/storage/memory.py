@@ -57,6 +57,12 @@ class MemoryBackend:
     def delete_slot(self, storage_index: bytes, share_number: int) -> None:
         self.slots.pop((storage_index, share_number), None)
 
+    def delete_share(self, storage_index: bytes, share_number: int) -> None:
+        self.shares.pop((storage_index, share_number), None)
+
+    def storage_indexes(self) -> list[bytes]:
+        return sorted({si for si, _ in self.shares} | {si for si, _ in self.slots})
+
     def list_shares(self, storage_index: bytes) -> frozenset[int]:
         return frozenset(sh for si, sh in self.shares if si == storage_index)
 

@@ -12,6 +12,7 @@ conflicting rewrites are refused. The HTTP adapter maps each error's
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 from collections.abc import Callable
 
@@ -71,6 +72,14 @@ class StorageServer:
         self.application_version = application_version
         self._uploads = Uploads()
         self.advisories = Advisories(backend, self.available_space)
+        # Lease expiry (veil.services.storage.expiry) decides under this lock and
+        # is told of every lease change, to keep its index in step.
+        self.lease_lock = threading.RLock()
+        self.lease_observer: Callable[[bytes], None] | None = None
+
+    def _leases_changed(self, storage_index: bytes) -> None:
+        if self.lease_observer is not None:
+            self.lease_observer(storage_index)
 
     # -- space (veil.services.storage.reservations) ------------------------------------
 
@@ -117,7 +126,9 @@ class StorageServer:
         self.expire_stale_uploads()
         finished = self.backend.list_shares(storage_index)
         if finished:
-            self._renew_or_add(storage_index, finished, renew_secret, cancel_secret, owner=0)
+            with self.lease_lock:
+                self._renew_or_add(storage_index, finished, renew_secret, cancel_secret, owner=0)
+            self._leases_changed(storage_index)
         allocated = set()
         advertised, fresh = self.available_space(), self._uploads.held(self.clock())[1]
         expiry = int(self.clock()) + LEASE_DURATION
@@ -168,7 +179,9 @@ class StorageServer:
         missing = upload.missing()
         if not missing:
             self._uploads.pop((storage_index, share_number))
-            upload.incoming.finalize([upload.lease])
+            with self.lease_lock:
+                upload.incoming.finalize([upload.lease])
+            self._leases_changed(storage_index)
         return WriteResult(missing)
 
     def abort_upload(
@@ -232,14 +245,18 @@ class StorageServer:
         _check_lease_secrets(renew_secret, cancel_secret)
         if len(write_enabler) != 32:
             raise BadRequest("a write enabler is 32 bytes")
-        return self.mutable.read_test_write(
-            storage_index,
-            write_enabler=write_enabler,
-            renew_secret=renew_secret,
-            cancel_secret=cancel_secret,
-            vectors=vectors,
-            read_vector=read_vector,
-        )
+        with self.lease_lock:
+            result = self.mutable.read_test_write(
+                storage_index,
+                write_enabler=write_enabler,
+                renew_secret=renew_secret,
+                cancel_secret=cancel_secret,
+                vectors=vectors,
+                read_vector=read_vector,
+            )
+        if result.success:
+            self._leases_changed(storage_index)
+        return result
 
     def mutable_list_shares(self, storage_index: StorageIndex) -> frozenset[int]:
         return self.mutable.list_shares(storage_index)
@@ -266,12 +283,14 @@ class StorageServer:
         self, storage_index: StorageIndex, *, renew_secret: bytes, cancel_secret: bytes
     ) -> None:
         _check_lease_secrets(renew_secret, cancel_secret)
-        shares = self.backend.list_shares(storage_index)
-        if not shares:
-            if self.mutable.renew_leases(storage_index, renew_secret, cancel_secret):
-                return
-            raise NotFound("no shares for this storage index")
-        self._renew_or_add(storage_index, shares, renew_secret, cancel_secret, owner=1)
+        with self.lease_lock:
+            shares = self.backend.list_shares(storage_index)
+            if not shares:
+                if not self.mutable.renew_leases(storage_index, renew_secret, cancel_secret):
+                    raise NotFound("no shares for this storage index")
+            else:
+                self._renew_or_add(storage_index, shares, renew_secret, cancel_secret, owner=1)
+        self._leases_changed(storage_index)
 
     def _renew_or_add(
         self,
