@@ -95,7 +95,8 @@ def main() -> None:
             for name, node in (("disk", disk_node), ("s3", s3_node)):
                 client = client_node(root / f"client-{name}", [node])
                 put, get = asyncio.run(put_get(client, data))
-                rates = f"put {len(data) / MB / put:6.1f} MB/s  get {len(data) / MB / get:6.1f} MB/s"
+                rate_put, rate_get = len(data) / MB / put, len(data) / MB / get
+                rates = f"put {rate_put:6.1f} MB/s  get {rate_get:6.1f} MB/s"
                 print(f"  {name:4}  {rates}")
             print("S3 requests per share written (allocate, 1 MiB chunks, complete):")
             for size in (1024, 1 << 20, 50 << 20):
