@@ -88,6 +88,49 @@ def test_run_a_backup_see_it_finish_and_restore_it(
             assert (target / f.relative_to(source)).read_bytes() == f.read_bytes()
 
 
+def test_create_a_recovery_blob_with_friends_and_check_it(
+    page: Page, node: UiNode, shot: Shot, tmp_path: Path
+) -> None:
+    page.goto(node.base + "/ui/recovery")
+    page.locator("#passphrase").fill("password123")
+    expect(page.locator("#meter")).to_contain_text("too weak")
+    page.locator("#passphrase").fill("")
+    shot(page, "10-recovery")
+    suggested = page.locator("#suggested").inner_text().strip()
+    page.get_by_label("Also split it among friends").select_option("2-of-3")
+    page.get_by_role("button", name="Make the recovery file").click()
+    expect(page.locator("main")).to_contain_text("Your recovery file is ready.")
+    expect(page.locator("#shares li")).to_have_count(3)
+    words = [w.strip() for w in page.locator("#shares pre").all_inner_texts()]
+    shot(page, "11-recovery-made")
+    with page.expect_download() as info:
+        page.locator("#download").click()
+    blob = tmp_path / "veil-recovery.blob"
+    info.value.save_as(str(blob))
+    assert blob.stat().st_size > 0
+    page.goto(node.base + "/ui/recovery")
+    page.get_by_label("Recovery file").set_input_files(str(blob))
+    page.get_by_label("Passphrase", exact=True).fill(suggested)
+    page.get_by_label("Friends' words").fill("\n".join(words[:2]))
+    page.get_by_role("button", name="Check it").click()
+    expect(page.locator("main")).to_contain_text("The passphrase opens this file")
+    expect(page.locator("#checked")).to_contain_text("all there")
+    shot(page, "12-recovery-checked")
+
+
+def test_check_and_repair_an_alias(page: Page, node: UiNode, shot: Shot) -> None:
+    page.goto(node.base + "/ui/repair")
+    page.locator("#repair tr", has_text="photos").get_by_role(
+        "button", name="Check and repair"
+    ).click()
+    expect(page.locator("#state")).to_have_text("done")
+    expect(page.locator("main")).to_contain_text("healthy")
+    shot(page, "13-repair-done")
+    page.get_by_role("link", name="Back to repair").click()
+    expect(page.locator("#repair")).to_contain_text("done")
+    shot(page, "14-repair")
+
+
 def test_the_pages_work_without_javascript(
     browser: Browser, node: UiNode, recorder: Recorder, shot: Shot
 ) -> None:

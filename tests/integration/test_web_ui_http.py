@@ -184,3 +184,27 @@ def test_status_json_says_whether_uploads_can_be_spread(node: UiNode, session: s
     assert status["reached"] == 3 and status["happiness_reachable"] is True
     assert {s["how"] for s in status["servers"]} == {"directly"}
     assert node.request("GET", "/ui/api/status").status == 401
+
+
+def test_a_weak_recovery_passphrase_is_refused_and_nothing_is_made(
+    node: UiNode, session: str
+) -> None:
+    import json
+
+    token = csrf(node, session)
+    recovery = node.client / "private" / "recovery"
+    before = sorted(p.name for p in recovery.iterdir()) if recovery.exists() else []
+    body = urlencode({"passphrase": "password123", "suggested": "x", "csrf": token}).encode()
+    r = node.request("POST", "/ui/recovery/create", body, FORM, cookie=session)
+    assert r.status == 400 and "too weak" in r.text and "/ui/recovery/blob/" not in r.text
+    after = sorted(p.name for p in recovery.iterdir()) if recovery.exists() else []
+    assert after == before
+    rate = json.dumps({"passphrase": "correct horse"}).encode()
+    plain = {"Content-Type": "application/json"}
+    assert node.request("POST", "/ui/api/passphrase", rate, plain, cookie=session).status == 403
+    rated = node.request(
+        "POST", "/ui/api/passphrase", rate, {**plain, "X-CSRF-Token": token}, cookie=session
+    )
+    assert rated.status == 200 and json.loads(rated.body)["strong"] is False
+    gone = node.request("GET", "/ui/recovery/blob/nothing-here", cookie=session)
+    assert gone.status == 400 and "make a new one" in gone.text

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from veil.adapters.web.security import Handler, refusal
-from veil.adapters.web.ui import backups_page, files_page, status_page, tools_page
+from veil.adapters.web.ui import backups_page, files_page, recovery_page, repair_page, status_page
 from veil.adapters.web.ui.access import Sessions, safe_next, set_session_cookie
 from veil.adapters.web.ui.html import error_page, page
 from veil.adapters.web.ui.jobs import JobBoard
@@ -112,7 +112,8 @@ def add_ui_routes(app: web.Application, node_dir: Path) -> None:
     post("/ui/files/mkdir", files_page.mkdir)
     get("/ui/download", files_page.download)
     backups_page.add_routes(get, post, jobs)
-    tools_page.add_routes(get, post, jobs)
+    recovery_page.add_routes(get, post)
+    repair_page.add_routes(get, post, jobs)
 
 
 async def _listing_json(request: web.Request, node_dir: Path) -> web.Response:

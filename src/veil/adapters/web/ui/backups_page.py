@@ -23,6 +23,7 @@ from aiohttp import web
 
 from veil.adapters.node.backupdb import BackupDB
 from veil.adapters.node.client_session import open_client
+from veil.adapters.node.recovery_state import after_backup, refuse_read_only
 from veil.adapters.web.ui.files_page import alias_root, folder, path_parts
 from veil.adapters.web.ui.html import esc, form, notice, page, size, url, when
 from veil.adapters.web.ui.jobs import Job, JobBoard
@@ -113,6 +114,8 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
         if not local.is_dir():
             raise UsageError(f"{local} is not a folder on this computer")
         alias_root(node_dir, alias)
+        target = f"{alias}:{'/'.join(parts)}"
+        refuse_read_only(node_dir, target)
 
         async def work(job: Job) -> str:
             job.total_files, job.total_bytes = await asyncio.to_thread(_count, local)
@@ -132,6 +135,11 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
                     name = archive_name(time.time())
                     s = run.summary
                     await publish(dirs, base, name, snapshot, s.as_json())
+                    todo = await after_backup(
+                        client, node_dir, local, target, [], snapshot.to_string(), name
+                    )
+            if todo:
+                job.on_warning(todo)
             for path in s.unreadable:
                 job.on_warning(f"not backed up (permission denied): {path}")
             return (
@@ -204,6 +212,7 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
                 notice("No such run (the node may have restarted)."),
                 status=404,
             )
+        back = "/ui/repair" if job.kind == "repair" else "/ui/backups"
         pct = job.percent
         bar = (
             f'<progress id="bar" max="100" value="{pct}">{pct}%</progress>'
@@ -211,7 +220,9 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
             else ""
         )
         done = f"{job.files} files, {size(job.bytes)}"
-        if job.total_files is not None:
+        if job.kind == "repair":
+            done = f"{job.files} files and folders checked"
+        elif job.total_files is not None:
             done += f" of {job.total_files} files, {size(job.total_bytes)}"
         lines = "".join(f"<li>{esc(w)}</li>" for w in job.warnings)
         kind = {"running": "info", "done": "good", "partly done": "warn"}.get(job.state, "bad")
@@ -221,10 +232,10 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
             f'<p>State: <strong id="state">{esc(job.state)}</strong></p>{bar}'
             f'<p id="done">{esc(done)}</p>'
             + (f"<h2>Warnings</h2><ul>{lines}</ul>" if lines else "")
-            + '</div><p><a href="/ui/backups">Back to backups</a></p>'
+            + f'</div><p><a href="{back}">Back to {back.rsplit("/", 1)[1]}</a></p>'
         )
         refresh = 2 if job.state == "running" else None
-        return page(request, job.title, body, refresh=refresh, current="/ui/backups")
+        return page(request, job.title, body, refresh=refresh, current=back)
 
     async def job_json(request: web.Request, node_dir: Path) -> web.Response:
         job = jobs.jobs.get(request.match_info["id"])

@@ -13,7 +13,8 @@
           if (j.state !== "running") { window.location.reload(); return; }
           var bar = document.getElementById("bar");
           if (bar && j.percent !== null) { bar.value = j.percent; }
-          document.getElementById("done").textContent = j.files + " files so far";
+          document.getElementById("done").textContent =
+            j.files + (j.kind === "repair" ? " files and folders checked so far" : " files so far");
           setTimeout(poll, 1000);
         })
         .catch(function () { setTimeout(poll, 3000); });
@@ -27,6 +28,11 @@
     var timer = null;
     pass.addEventListener("input", function () {
       clearTimeout(timer);
+      if (pass.value === "") {
+        meter.dataset.score = "";
+        meter.textContent = "empty: the passphrase made for you will be used";
+        return;
+      }
       timer = setTimeout(function () {
         fetch("/ui/api/passphrase", {
           method: "POST", credentials: "same-origin",
