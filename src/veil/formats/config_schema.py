@@ -113,7 +113,18 @@ def _tahoe_flag(use: str) -> Key:
     return _tahoe(use, _bool, "false")
 
 
-_EXPIRY = "lease expiry (veil does not expire leases yet)"
+_DURATION = re.compile(r"^\s*\d+\s*(day|month|mo|year|second|sec|minute|min|hour)s?\s*$", re.I)
+_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+
+
+def _duration(v: str) -> str | None:
+    ok = not v.strip() or _DURATION.match(v)
+    return None if ok else "must be a duration such as 60 days, 3 months or 1 year"
+
+
+def _date(v: str) -> str | None:
+    return None if not v.strip() or _DATE.match(v) else "must be a date such as 2026-01-31"
+
 
 SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "node": {
@@ -190,12 +201,23 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
             "false (true when hiding the IP address)",
             "open the tunnels to relays through Tor",
         ),
-        "expire.enabled": _tahoe_flag(_EXPIRY),
-        "expire.mode": _tahoe(_EXPIRY, _choice("age", "cutoff-date"), "age"),
-        "expire.override_lease_duration": _tahoe(_EXPIRY),
-        "expire.cutoff_date": _tahoe(_EXPIRY),
-        "expire.immutable": _tahoe(_EXPIRY, _bool, "true"),
-        "expire.mutable": _tahoe(_EXPIRY, _bool, "true"),
+        "expire.enabled": Key(
+            _bool, "false", "delete shares whose every lease has expired (Tahoe's rules)"
+        ),
+        "expire.mode": Key(
+            _choice("age", "cutoff-date"),
+            "age",
+            "age: leases older than override_lease_duration expire; cutoff-date: leases "
+            "last renewed before cutoff_date",
+        ),
+        "expire.override_lease_duration": Key(
+            _duration,
+            "(none: as Tahoe, nothing expires in age mode)",
+            "lease age that expires it: 60 days, 3 months, 1 year (veil also: seconds, hours)",
+        ),
+        "expire.cutoff_date": Key(_date, "(none)", "YYYY-MM-DD, UTC (cutoff-date mode)"),
+        "expire.immutable": Key(_bool, "true", "false: leases on immutable shares never expire"),
+        "expire.mutable": Key(_bool, "true", "false: leases on mutable shares never expire"),
         "debug_discard": _tahoe_flag("discard share data (testing)"),
         "plugins": _tahoe("server storage plugins"),
         "grid_management": _tahoe_flag("grid-manager certificates"),
@@ -350,15 +372,8 @@ def ignored(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
             v = value.strip().lower()
             if v in _OFF or v == spec.default.lower():
                 continue
-            if key.lower() == "expire.enabled":
-                out.append(
-                    "[storage] expire.enabled = true is ignored: veil does not expire leases "
-                    "yet, so no share is ever deleted for an expired lease"
-                )
-            else:  # the value is not shown: a fURL holds a secret
-                out.append(
-                    f"[{section}] {key} is set, but veil ignores it (Tahoe: {spec.tahoe_use})"
-                )
+            # the value is not shown: a fURL holds a secret
+            out.append(f"[{section}] {key} is set, but veil ignores it (Tahoe: {spec.tahoe_use})")
     return out
 
 

@@ -32,6 +32,7 @@ from veil.adapters.http.tls import create_identity, server_context, spki_hash_of
 from veil.adapters.net.connection_policy import Networks, networks_for
 from veil.adapters.node.files import present, read_text, warn_once, write_private
 from veil.adapters.node.introducer import IntroducerService, publish, start_introducer
+from veil.adapters.node.lease_expiry import LeaseExpiryTask, start_lease_expiry
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.adapters.node.relay_links import (
     NodeRelays,
@@ -148,6 +149,7 @@ class StorageNode:
         self.networks: Networks | None = None
         self._publishers: list[asyncio.Task[None]] = []
         self.relays: NodeRelays | None = None
+        self.expiry: LeaseExpiryTask | None = None
 
     @property
     def server_id(self) -> str:
@@ -175,6 +177,7 @@ class StorageNode:
                 readonly=self.settings.readonly,
                 nodeid=base32.a2b(tubid_text(self.node.certificate_pem())),  # in write enablers
             )
+            self.expiry = start_lease_expiry(self.node, self.server)  # [storage] expire.*
             self.http = await self._listen("storage", None, context)
             listen = (self._tcp_host("storage") or "127.0.0.1", self.http.port)
             self.relays = await start_relays(self.node, listen, self.networks)
@@ -353,6 +356,8 @@ class StorageNode:
         for running in (self.http, self.introducer, self.web):
             if running is not None:
                 await running.stop()
+        if self.expiry is not None:
+            await self.expiry.stop()
         close = getattr(self.server.backend if self.server else None, "close", None)
         if close is not None:  # the S3 backend's client and loop thread
             close()

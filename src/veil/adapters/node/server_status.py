@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from veil.adapters.node.client_session import Client
@@ -63,9 +64,28 @@ async def server_rows(client: Client, *, show_addresses: bool = False) -> list[d
     return rows
 
 
-def welcome_json(rows: list[dict[str, Any]], introducers: dict[str, str]) -> dict[str, Any]:
-    """The same facts in the shape of Tahoe's welcome page (``GET /?t=json``)."""
-    return {
+def storage_figures(node_dir: Path) -> dict[str, Any] | None:
+    """This node's own storage server: what it holds and what lease expiry freed
+    (written by ``veil.adapters.node.lease_expiry`` after each pass), or None."""
+    from veil.adapters.node.lease_expiry import STATUS_FILE
+    from veil.adapters.node.nodedir import NodeDirectory
+
+    try:
+        figures = json.loads((NodeDirectory(node_dir).storage_dir() / STATUS_FILE).read_text())
+    except (OSError, ValueError, VeilError):
+        return None
+    return figures if isinstance(figures, dict) else None
+
+
+def welcome_json(
+    rows: list[dict[str, Any]],
+    introducers: dict[str, str],
+    *,
+    storage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The same facts in the shape of Tahoe's welcome page (``GET /?t=json``);
+    ``storage`` (``storage_figures``) adds this node's own server's figures."""
+    out = {
         "introducers": {"statuses": [f"configured: {name}" for name in sorted(introducers)]},
         "servers": [
             {
@@ -79,3 +99,6 @@ def welcome_json(rows: list[dict[str, Any]], introducers: dict[str, str]) -> dic
             for r in rows
         ],
     }
+    if storage is not None:
+        out["storage"] = storage
+    return out

@@ -18,7 +18,7 @@ deletion, never cause a wrong one), drops the expired leases and, when none
 is left, deletes the share — at most ``delete_rate`` shares a second. Every
 lease change the server makes is reported (``refresh``) so the index follows;
 a lost index is rebuilt from the containers (``rebuild``), and a full
-reconcile runs every ``RECONCILE_EVERY`` passes.
+reconcile runs every ``RECONCILE_EVERY`` passes (weekly at the default pace).
 
 Works over any backend with ``storage_indexes()`` and ``delete_share()``
 (disk, memory, S3); the index adapter is ``veil.adapters.storage.lease_index``.
@@ -42,7 +42,7 @@ from veil.services.storage.backend import Backend
 
 log = logging.getLogger("veil.storage.expiry")
 DELETE_RATE = 100.0  # shares deleted per second, at most
-RECONCILE_EVERY = 24  # passes between full re-reads of every container
+RECONCILE_EVERY = 168  # passes between full re-reads of every container (a week at 1 h)
 _DAY = 24 * 60 * 60
 # Tahoe's units, then veil's (seconds, minutes, hours: Tahoe refuses these)
 _UNITS = {"day": _DAY, "month": 31 * _DAY, "mo": 31 * _DAY, "year": 365 * _DAY}
@@ -256,7 +256,8 @@ class LeaseExpirer:
 
     def run_pass(self) -> ExpiryStats:
         """One pass: expire what is due (when enabled), at a bounded rate."""
-        if self.stats.passes % RECONCILE_EVERY == 0 or self.index.is_fresh():
+        reconcile = self.stats.passes and self.stats.passes % RECONCILE_EVERY == 0
+        if reconcile or self.index.is_fresh():
             self.rebuild()
         self.stats.passes += 1
         self.stats.last_pass = self.clock()

@@ -12,6 +12,7 @@ conflicting rewrites are refused. The HTTP adapter maps each error's
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from veil.services.storage.mutable_store import MutableStore
 from veil.services.storage.reservations import FRESH_SHARE_OF_SPACE, Upload, Uploads
 
 MAX_SHARE_NUMBER = 255
+log = logging.getLogger("veil.storage")
 
 
 # The version answer names veil and the extensions it serves (see wire_batch).
@@ -79,7 +81,10 @@ class StorageServer:
 
     def _leases_changed(self, storage_index: bytes) -> None:
         if self.lease_observer is not None:
-            self.lease_observer(storage_index)
+            try:
+                self.lease_observer(storage_index)
+            except Exception as exc:  # the index is rebuilt if lost: never fail a request
+                log.warning("the lease index could not be updated: %s", exc)
 
     # -- space (veil.services.storage.reservations) ------------------------------------
 
