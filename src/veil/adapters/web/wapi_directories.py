@@ -23,9 +23,9 @@ from veil.adapters.web.wapi_nodes import Node, dir_json, html_text, json_text, p
 from veil.adapters.web.wapi_requests import (
     MAX_JSON_BODY,
     Args,
+    body_of,
     file_format,
     replace_arg,
-    small_body,
 )
 from veil.adapters.web.wapi_session import GatewaySession, check_name, signing_key_arg
 from veil.errors import VeilError
@@ -75,7 +75,7 @@ async def unlinked_mkdir(session: GatewaySession, request: web.Request, args: Ar
         if (
             request.method == "POST"
             and not request.headers.get("Content-Type", "").startswith("multipart/form-data")
-            and await small_body(request, MAX_JSON_BODY)
+            and await body_of(request, args, MAX_JSON_BODY)
         ):
             raise WebError(
                 "t=mkdir does not accept children=, try t=mkdir-with-children instead", 400
@@ -84,7 +84,7 @@ async def unlinked_mkdir(session: GatewaySession, request: web.Request, args: Ar
     elif request.method != "POST":
         raise WebError(f"PUT /uri accepts t=mkdir, not t={t}", 400)
     else:
-        kids = children_from_json(await small_body(request, MAX_JSON_BODY))
+        kids = children_from_json(await body_of(request, args, MAX_JSON_BODY))
         if t == "mkdir-immutable":
             cap = await session.mkdir_immutable(kids)
         else:
@@ -141,7 +141,9 @@ async def dir_post(
         name = args.get("name")
         if not name:
             return html_text(node.uri())
-        kids = {} if t == "mkdir" else children_from_json(await small_body(request, MAX_JSON_BODY))
+        kids = (
+            {} if t == "mkdir" else children_from_json(await body_of(request, args, MAX_JSON_BODY))
+        )
         replace = replace_arg(args) if t == "mkdir" else False
         cap = await session.mkdir_child(
             node,
@@ -185,7 +187,7 @@ async def dir_post(
     if t == "relink":
         return _when_done(args, await relink(session, node, args))
     if t in ("set-children", "set_children"):
-        kids = children_from_json(await small_body(request, MAX_JSON_BODY))
+        kids = children_from_json(await body_of(request, args, MAX_JSON_BODY))
         await set_children(session, node, kids, replace_arg(args))
         return html_text("Okay so I did it.")
     from veil.adapters.web import wapi_operations

@@ -15,6 +15,7 @@ limited to 64 MiB). Directories are ``wapi_directories``.
 from __future__ import annotations
 
 import html
+import io
 import mimetypes
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -27,9 +28,9 @@ from veil.adapters.web.wapi_nodes import Node, file_json, html_text, json_text, 
 from veil.adapters.web.wapi_requests import (
     MAX_MUTABLE_BODY,
     Args,
+    body_of,
     file_format,
     read_args,
-    small_body,
     spool_body,
 )
 from veil.adapters.web.wapi_session import GatewaySession, signing_key_arg
@@ -43,12 +44,13 @@ async def upload_body(
     """The request body as a new file (immutable unless ``format``/``mutable`` say so)."""
     fmt = file_format(args)
     if fmt in ("SDMF", "MDMF"):
-        data = args.file if args.file is not None else await small_body(request, MAX_MUTABLE_BODY)
+        data = (
+            args.file if args.file is not None else await body_of(request, args, MAX_MUTABLE_BODY)
+        )
         return await session.create_mutable(data, fmt, signing_key_arg(args.get("private-key")))
-    if args.file is not None:
-        import io
-
-        return await session.upload(io.BytesIO(args.file), len(args.file))
+    held = args.file if args.file is not None else args.raw
+    if held is not None:
+        return await session.upload(io.BytesIO(held), len(held))
     f, size = await spool_body(request, node_dir)
     with f:
         return await session.upload(f, size)

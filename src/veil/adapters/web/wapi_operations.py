@@ -8,13 +8,16 @@ background and redirects to ``/operations/H``, whose ``?t=status&output=JSON``
 says ``finished`` and, once done, holds the manifest (Tahoe's shape). The walk
 reads each directory once, follows directories by storage index (a loop or a
 directory linked twice is walked once), and never leaves the tree it was given.
-``t=check``, ``t=start-deep-check`` and ``t=stream-deep-check`` answer 501
-until veil's checker service can be called from here.
+``t=check`` and ``t=stream-deep-check`` (``verify``, ``repair``, ``add-lease``)
+call ``veil.services.checker.check`` once per object and answer in Tahoe's
+shapes (``json_check_results``, ``json_check_and_repair_results``);
+``t=start-deep-check``, ``start-deep-size`` and ``start-deep-stats`` answer 501.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import time
 from collections.abc import AsyncGenerator
@@ -28,6 +31,10 @@ from veil.adapters.web.wapi_nodes import Node
 from veil.adapters.web.wapi_requests import Args
 from veil.adapters.web.wapi_session import GatewaySession
 from veil.errors import VeilError
+from veil.formats import mutable_caps as mc
+from veil.formats.caps import CHKReadCap, CHKVerifyCap, LiteralCap
+
+CHECKABLE = (mc.SSKWriteCap, mc.SSKReadCap, mc.SSKVerifyCap, CHKReadCap, CHKVerifyCap, LiteralCap)
 
 DIRECTORY_OPERATIONS = (
     "check",
@@ -42,22 +49,27 @@ MAX_OPERATIONS = 100  # kept in memory per gateway; the oldest finished ones go 
 
 
 async def walk(session: GatewaySession, root: Node) -> AsyncGenerator[tuple[list[str], Node]]:
-    """Every node below ``root`` (itself first), depth first, each directory once."""
+    """Every node below ``root``: itself, then each directory's children in name order
+    before the directories below them (Tahoe's order), each directory read once."""
     seen: set[bytes] = set()
-    stack: list[tuple[list[str], Node]] = [([], root)]
-    while stack:
-        path, node = stack.pop()
-        yield path, node
+    yield [], root
+    pending: list[tuple[list[str], Node]] = [([], root)] if root.is_dir else []
+    while pending:
+        path, node = pending.pop(0)
         si = node.storage_index()
-        if not node.is_dir or (si is not None and si in seen):
+        if si is not None and si in seen:
             continue
         if si is not None:
             seen.add(si)
+        assert isinstance(node.cap, mc.DirCap)
         kids = await session.children(node)
-        for name in sorted(kids, reverse=True):
-            assert node.cap is not None
-            child = Node.from_entry(kids[name], node.cap, name)  # type: ignore[arg-type]
-            stack.append(([*path, name], child))
+        below = []
+        for name in sorted(kids):
+            child = Node.from_entry(kids[name], node.cap, name)
+            yield [*path, name], child
+            if child.is_dir:
+                below.append(([*path, name], child))
+        pending[:0] = below
 
 
 def manifest_line(path: list[str], node: Node) -> dict[str, Any]:
@@ -253,10 +265,72 @@ async def directory_operation(
         raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
     if t == "check":
         return await check(session, request, node, args)
+    if t == "stream-deep-check":
+        return await stream_deep_check(session, request, node, args)
     raise not_implemented(f"t={t}")
+
+
+async def check_node(session: GatewaySession, node: Node, args: Args) -> dict[str, Any]:
+    """One object checked (and, with ``repair``, repaired) by ``veil.services.checker``."""
+    from veil.services.checker import check as check_object
+
+    if node.is_unknown or not isinstance(node.cap, (mc.DirCap, *CHECKABLE)):
+        raise WebError("this cap cannot be checked (it is of a kind veil does not know)", 400)
+    report = await check_object(
+        await session.client(),
+        node.cap,
+        verify=args.flag("verify"),
+        repair=args.flag("repair"),
+        add_lease=args.flag("add-lease"),
+    )
+    return report.to_tahoe_json()
 
 
 async def check(
     session: GatewaySession, request: web.Request, node: Node, args: Args
 ) -> web.StreamResponse:
-    raise not_implemented("t=check")
+    """``POST ?t=check`` (``verify``, ``repair``, ``add-lease``, ``output=JSON``)."""
+    results = await check_node(session, node, args)
+    if args.text("output").lower() == "json":
+        return web.Response(
+            body=json.dumps(results, indent=1).encode() + b"\n",
+            headers={"Content-Type": "text/plain"},
+        )
+    final = results.get("post-repair-results", results)
+    healthy = final.get("results", {}).get("healthy")
+    summary = final.get("summary", "Healthy" if healthy else "Not Healthy")
+    page = (
+        "<!DOCTYPE html>\n<html><head><title>Tahoe-LAFS - Check Results</title></head><body>"
+        f"<h1>File Check Results for SI={html.escape(results.get('storage-index', ''))}</h1>"
+        f"<p>{'Healthy' if healthy else 'Not Healthy'} : {html.escape(str(summary))}</p>"
+        "</body></html>\n"
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+async def stream_deep_check(
+    session: GatewaySession, request: web.Request, node: Node, args: Args
+) -> web.StreamResponse:
+    """``POST DIR?t=stream-deep-check``: one line per node with its check (and repair)
+    results, then the stats line, as Tahoe's ``DeepCheckStreamer``."""
+    key = "check-and-repair-results" if args.flag("repair") else "check-results"
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    stats = Stats()
+    nodes = walk(session, node)
+    try:
+        async for path, here in nodes:
+            stats.add(here)
+            line = manifest_line(path, here)
+            line[key] = await check_node(session, here, args)
+            if not response.prepared:
+                await response.prepare(request)
+            await response.write(json.dumps(line, ensure_ascii=True).encode() + b"\n")
+        end = {"type": "stats", "stats": stats.result()}
+        await response.write(json.dumps(end).encode() + b"\n")
+    except VeilError as exc:
+        if not response.prepared:
+            raise
+        await response.write(f"ERROR: {type(exc).__name__}({exc})\n".encode())
+    finally:
+        await nodes.aclose()
+    return response

@@ -22,11 +22,11 @@ from veil.adapters.web.wapi_requests import (
     MAX_JSON_BODY,
     MAX_MUTABLE_BODY,
     Args,
+    body_of,
     file_format,
     path_segments,
     read_args,
     replace_arg,
-    small_body,
 )
 from veil.adapters.web.wapi_session import GatewaySession, check_name
 from veil.formats.caps import UnknownCap
@@ -65,7 +65,9 @@ async def put_child(
         and not existing.is_dir
         and not existing.is_readonly
     ):
-        data = args.file if args.file is not None else await small_body(request, MAX_MUTABLE_BODY)
+        data = (
+            args.file if args.file is not None else await body_of(request, args, MAX_MUTABLE_BODY)
+        )
         await session.overwrite(existing, data)
         return html_text(existing.uri())
     cap = await wapi_files.upload_body(session, request, args, session.node_dir)
@@ -85,7 +87,7 @@ async def _put(
         if t == "" and root.is_mutable:
             offset_text = args.get("offset")
             offset = _offset(offset_text)
-            data = await small_body(request, MAX_MUTABLE_BODY)
+            data = await body_of(request, args, MAX_MUTABLE_BODY)
             await session.overwrite(root, data, offset)
             return html_text(root.uri())
         if args.get("offset") is not None:
@@ -96,7 +98,7 @@ async def _put(
     if t == "":
         return await put_child(session, request, parent, name, args)
     if t == "uri":
-        cap = (await small_body(request, MAX_JSON_BODY)).decode("utf-8", "replace").strip()
+        cap = (await body_of(request, args, MAX_JSON_BODY)).decode("utf-8", "replace").strip()
         if not cap:
             raise WebError("PUT ?t=uri needs the cap as its body", 400)
         replace = replace_arg(args)
@@ -141,7 +143,7 @@ async def _post(
                     {}
                     if t == "mkdir"
                     else wapi_directories.children_from_json(
-                        await small_body(request, MAX_JSON_BODY)
+                        await body_of(request, args, MAX_JSON_BODY)
                     )
                 )
                 cap = await session.mkdir_child(

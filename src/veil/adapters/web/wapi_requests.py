@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, cast
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from aiohttp import BodyPartReader, web
 
@@ -36,6 +36,7 @@ class Args:
     fields: dict[str, str] = field(default_factory=dict)
     file: bytes | None = None  # the ``file`` field of a form upload
     file_name: str | None = None
+    raw: bytes | None = None  # a url-encoded body, read to parse its fields
 
     def get(self, name: str, default: str | None = None) -> str | None:
         if name in self.query:
@@ -107,9 +108,10 @@ async def read_args(request: web.Request, *, max_form: int = MAX_MUTABLE_BODY) -
             else:
                 args.fields[part.name] = data.decode("utf-8", "replace")
     elif ctype.startswith("application/x-www-form-urlencoded"):
-        _check_length(request, MAX_JSON_BODY)
-        form = await request.post()
-        args.fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        # as Tahoe, the fields are parsed and the body stays readable as it came
+        args.raw = await small_body(request, MAX_JSON_BODY)
+        text = args.raw.decode("utf-8", "replace")
+        args.fields.update(parse_qsl(text, keep_blank_values=True))
     return args
 
 
@@ -131,6 +133,15 @@ async def small_body(request: web.Request, limit: int) -> bytes:
         if len(data) > limit:
             raise too_large(limit)
     return bytes(data)
+
+
+async def body_of(request: web.Request, args: Args, limit: int) -> bytes:
+    """The body of a request whose arguments were read (a url-encoded one was kept)."""
+    if args.raw is not None:
+        if len(args.raw) > limit:
+            raise too_large(limit)
+        return args.raw
+    return await small_body(request, limit)
 
 
 def spool_dir(node_dir: Path) -> Path:
