@@ -47,6 +47,7 @@ log = logging.getLogger("veil.storage.s3")
 PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part but the last
 ANNOUNCED_SPACE = 2**50  # a bucket has no size to report: 1 PiB
+READ_AHEAD = 2 * 1024 * 1024  # a read fetches at least this much; the rest serves the next
 
 
 class S3Backend(S3Slots):
@@ -74,6 +75,7 @@ class S3Backend(S3Slots):
         self.s3 = connection or S3Connection(settings)
         self._lengths: LRU[tuple[bytes, int], int] = LRU(100_000)
         self._leases: LRU[tuple[bytes, int], list[Lease]] = LRU(10_000)
+        self._read_ahead: LRU[tuple[bytes, int], tuple[int, bytes]] = LRU(16)
         self._advisory_bytes: int | None = None
         super().__init__()
         try:
@@ -155,17 +157,28 @@ class S3Backend(S3Slots):
     def read_share(
         self, storage_index: bytes, share_number: int, offset: int, length: int
     ) -> bytes:
-        total = self.share_length(storage_index, share_number)
+        """A range of a share; one ranged GET of at least ``READ_AHEAD`` bytes, whose
+        rest answers the reads that follow (clients read a share in order)."""
+        where = (storage_index, share_number)
+        total = self.share_length(*where)
         length = max(0, min(length, total - offset))
         if length == 0:
             return b""
-        key = self.share_key(storage_index, share_number)
+        kept = self._read_ahead.get(where)
+        if kept is not None and kept[0] <= offset and offset + length <= kept[0] + len(kept[1]):
+            start = offset - kept[0]
+            return kept[1][start : start + length]
+        fetch = min(total - offset, max(length, READ_AHEAD))
         try:
-            body, _, _ = self.s3.get_bytes(key, f"bytes={offset}-{offset + length - 1}")
+            body, _, _ = self.s3.get_bytes(
+                self.share_key(*where), f"bytes={offset}-{offset + fetch - 1}"
+            )
         except S3Missing:
-            self._lengths.drop((storage_index, share_number))
+            self._lengths.drop(where)
             raise KeyError(share_number) from None
-        return body
+        if fetch > length:
+            self._read_ahead.put(where, (offset, body))
+        return body[:length]
 
     def uses_hashed_leases(self, storage_index: bytes, share_number: int) -> bool:
         self.share_length(storage_index, share_number)  # KeyError when there is none
@@ -201,6 +214,7 @@ class S3Backend(S3Slots):
         where = (storage_index, share_number)
         self._lengths.drop(where)
         self._leases.drop(where)
+        self._read_ahead.drop(where)
         self.s3.call("delete_object", Key=self.share_key(*where))
         self.s3.call("delete_object", Key=self.lease_key(*where))
 
