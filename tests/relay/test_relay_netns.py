@@ -160,3 +160,39 @@ def test_one_relay_killed_mid_transfer_the_other_takes_over(grid: Grid) -> None:
     got2 = veil_in(grid.net, grid.net.client, "-d", str(client), "get", cap2)
     assert hashlib.sha256(got2).digest() == hashlib.sha256(data[::-1]).digest()
     grid.start_relay(1)
+
+
+def test_a_tahoe_client_reaches_the_relayed_server_by_its_own_port(grid: Grid) -> None:
+    from tests.interop.tahoe_harness import TahoeNode, tahoe_executable
+
+    tahoe = tahoe_executable()
+    wrapper = grid.root / "tahoe-in-client-ns"  # Tahoe runs in the clients' namespace
+    wrapper.write_text(f'#!/bin/sh\nexec {net_ip()} netns exec {grid.net.client} {tahoe} "$@"\n')
+    wrapper.chmod(0o700)
+    doc = grid.announcement  # per-port NURLs only: Tahoe 1.20 sends no SNI
+    node = TahoeNode.create_client(
+        str(wrapper),
+        grid.root / "tahoe-client",
+        needed=1,
+        happy=1,
+        total=1,
+        servers={doc["server_id"]: doc["ann"]},
+    )
+    node.start()
+    grid.net.processes.append(node.proc)  # type: ignore[arg-type]
+    try:
+        data = os.urandom(2 << 20)
+        deadline = time.monotonic() + 60
+        while True:  # until the client has connected to bob through a relay
+            try:
+                cap = node.cli_put(data)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"Tahoe could not upload:\n{node.log_tail()}") from None
+                time.sleep(1)
+        assert node.cli_get(cap) == data
+        veil_client = grid.client("reads-tahoes-file")
+        assert veil_in(grid.net, grid.net.client, "-d", str(veil_client), "get", cap) == data
+    finally:
+        node.stop()
