@@ -5,6 +5,7 @@ server started from a copy of its configuration and ``private/``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import threading
@@ -162,5 +163,12 @@ def test_a_lost_server_comes_back_from_private_and_the_bucket(
             assert asyncio.run(veil_get(client, cap)) == data
         assert asyncio.run(_mutable(client, "read", mutable)) == b"a mutable file"
         assert {si: _leases(s3_settings, si) for si in sis} == leases  # with their leases
+        # the lease index (SQLite, beside the server) is rebuilt from the bucket alone
+        status = new_home / "storage" / "expiry-status.json"
+        deadline = time.monotonic() + 30
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        figures = json.loads(status.read_text())
+        assert figures["shares-held"] == 9 and figures["leases-held"] == 9, figures
     finally:
         reborn.stop()
