@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -208,3 +209,29 @@ def test_a_weak_recovery_passphrase_is_refused_and_nothing_is_made(
     assert rated.status == 200 and json.loads(rated.body)["strong"] is False
     gone = node.request("GET", "/ui/recovery/blob/nothing-here", cookie=session)
     assert gone.status == 400 and "make a new one" in gone.text
+
+
+def test_webopen_prints_a_one_time_address_at_a_folder(node: UiNode, tmp_path: Path) -> None:
+    from tests.integration.web_ui_node import veil
+
+    out = node.cli("webopen", "--print-only", "tahoe:")
+    address = out.splitlines()[0]
+    assert address.startswith(node.base + "/ui/login?ticket=") and "URI:" not in out
+    r = node.request("GET", address.removeprefix(node.base))
+    assert r.status == 303 and r.headers["Location"] == "/ui/files/browse?alias=tahoe"
+    bad = subprocess_run(node, "webopen", "--print-only", "nope:")
+    assert bad.returncode == 1 and "unknown alias 'nope'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    (tmp_path / "private").mkdir()
+    alone = veil("-d", str(tmp_path), "webopen", code=1)
+    assert alone == ""
+
+
+def subprocess_run(node: UiNode, *args: str) -> Any:
+    import subprocess
+
+    from tests.integration.web_ui_node import VEIL
+
+    return subprocess.run(
+        [*VEIL, "-d", str(node.client), *args], capture_output=True, text=True, timeout=60
+    )

@@ -19,7 +19,14 @@ from pathlib import Path
 from aiohttp import web
 
 from veil.adapters.web.security import Handler, refusal
-from veil.adapters.web.ui import backups_page, files_page, recovery_page, repair_page, status_page
+from veil.adapters.web.ui import (
+    backups_page,
+    files_page,
+    recovery_page,
+    repair_page,
+    shared_client,
+    status_page,
+)
 from veil.adapters.web.ui.access import Sessions, safe_next, set_session_cookie
 from veil.adapters.web.ui.html import error_page, page
 from veil.adapters.web.ui.jobs import JobBoard
@@ -62,8 +69,8 @@ def _wrap(route: Route, node_dir: Path, sessions: Sessions, *, api: bool = False
 def add_ui_routes(app: web.Application, node_dir: Path) -> None:
     sessions = Sessions(node_dir)
     jobs = JobBoard()
-    app["veil_ui_jobs"] = jobs
-    app.on_cleanup.append(lambda _app: jobs.cancel_all())
+    app.on_cleanup.append(lambda _app: jobs.cancel_all())  # before the client closes
+    shared_client.install(app, node_dir)
 
     async def login(request: web.Request) -> web.StreamResponse:
         session = sessions.redeem(request.query.get("ticket", ""))
@@ -119,4 +126,4 @@ def add_ui_routes(app: web.Application, node_dir: Path) -> None:
 async def _listing_json(request: web.Request, node_dir: Path) -> web.Response:
     alias = request.query.get("alias", "")
     parts = files_page.path_parts(request.query.get("path", ""))
-    return web.json_response(await files_page.listing(node_dir, alias, parts))
+    return web.json_response(await files_page.listing(request, node_dir, alias, parts))

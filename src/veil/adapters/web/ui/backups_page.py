@@ -22,11 +22,11 @@ from typing import Any
 from aiohttp import web
 
 from veil.adapters.node.backupdb import BackupDB
-from veil.adapters.node.client_session import open_client
 from veil.adapters.node.recovery_state import after_backup, refuse_read_only
 from veil.adapters.web.ui.files_page import alias_root, folder, path_parts
 from veil.adapters.web.ui.html import esc, form, notice, page, size, url, when
 from veil.adapters.web.ui.jobs import Job, JobBoard
+from veil.adapters.web.ui.shared_client import client_of, shared_of
 from veil.errors import UsageError
 from veil.formats import mutable_caps as mc
 from veil.services.backup.backup_run import BackupRun
@@ -117,10 +117,12 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
         target = f"{alias}:{'/'.join(parts)}"
         refuse_read_only(node_dir, target)
 
+        shared = shared_of(request)
+
         async def work(job: Job) -> str:
             job.total_files, job.total_bytes = await asyncio.to_thread(_count, local)
             with BackupDB.of_node(node_dir) as db:
-                async with open_client(node_dir) as client:
+                async with shared.use() as client:
                     dirs = client.directories()
                     run = BackupRun(
                         client.uploader(),
@@ -152,7 +154,7 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
 
     async def snapshots(request: web.Request, node_dir: Path) -> web.Response:
         alias, parts = request.query.get("alias", ""), path_parts(request.query.get("path", ""))
-        async with open_client(node_dir) as client:
+        async with client_of(request) as client:
             base = await folder(client, node_dir, alias, parts)
             found = await list_snapshots(client.directories(), base)
             latest = (await client.directories().children(base)).get(LATEST)
@@ -182,8 +184,10 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
         target = _local_dir(_field(await request.post(), "target"))
         prepare_target(target, overwrite=False)
 
+        shared = shared_of(request)
+
         async def work(job: Job) -> str:
-            async with open_client(node_dir) as client:
+            async with shared.use() as client:
                 dirs = client.directories()
                 base = await folder(client, node_dir, alias, parts)
                 archived = (await dirs.children(await archives_of(dirs, base))).get(name)

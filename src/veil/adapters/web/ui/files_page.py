@@ -22,8 +22,9 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 
 from veil.adapters.node.aliases import Aliases, normalize
-from veil.adapters.node.client_session import Client, open_client
+from veil.adapters.node.client_session import Client
 from veil.adapters.web.ui.html import error_page, esc, form, notice, page, size, url, when
+from veil.adapters.web.ui.shared_client import client_of
 from veil.errors import NotFound, UsageError
 from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
@@ -72,8 +73,10 @@ def _kind(entry: dirnode.Entry) -> tuple[str, int | None]:
     return "file", getattr(mc.parse_any(entry.ro_cap or ""), "size", None)
 
 
-async def listing(node_dir: Path, alias: str, parts: list[str]) -> dict[str, Any]:
-    async with open_client(node_dir) as client:
+async def listing(
+    request: web.Request, node_dir: Path, alias: str, parts: list[str]
+) -> dict[str, Any]:
+    async with client_of(request) as client:
         cap = await folder(client, node_dir, alias, parts)
         children = await client.directories().children(cap)
     items = []
@@ -111,7 +114,7 @@ async def create_alias(request: web.Request, node_dir: Path) -> web.Response:
     name = normalize(str(form_data.get("alias", "")))
     if name in Aliases(node_dir).load():
         raise UsageError(f"alias {name!r} already exists: choose another name")
-    async with open_client(node_dir) as client:
+    async with client_of(request) as client:
 
         async def make() -> str:
             return (await client.directories().create()).to_string()
@@ -131,7 +134,7 @@ def _crumbs(alias: str, parts: list[str]) -> str:
 async def browse_html(request: web.Request, node_dir: Path) -> web.Response:
     alias = request.query.get("alias", "")
     parts = path_parts(request.query.get("path", ""))
-    info = await listing(node_dir, alias, parts)
+    info = await listing(request, node_dir, alias, parts)
     here = "/".join(parts)
     rows = []
     for item in info["items"]:
@@ -194,7 +197,7 @@ async def _link(
 async def mkdir(request: web.Request, node_dir: Path) -> web.Response:
     alias, parts = request.query.get("alias", ""), path_parts(request.query.get("path", ""))
     name = plain_name(str((await request.post()).get("name", "")))
-    async with open_client(node_dir) as client:
+    async with client_of(request) as client:
         made = await client.directories().create()
         await _link(client, node_dir, alias, parts, name, made.to_string(), False)
     raise web.HTTPSeeOther(url("/ui/files/browse", alias=alias, path="/".join(parts)))
@@ -220,7 +223,7 @@ async def upload(request: web.Request, node_dir: Path) -> web.Response:
         if spool is None:
             raise UsageError("no file was chosen")
         length = spool.tell()
-        async with open_client(node_dir) as client:
+        async with client_of(request) as client:
             result = await client.uploader().upload_file(spool, length)
             await _link(client, node_dir, alias, parts, name, result.cap.to_string(), replace)
     finally:
@@ -233,7 +236,7 @@ async def download(request: web.Request, node_dir: Path) -> web.StreamResponse:
     alias, parts = request.query.get("alias", ""), path_parts(request.query.get("path", ""))
     if not parts:
         return error_page(request, "Name a file to download.")
-    async with open_client(node_dir) as client:
+    async with client_of(request) as client:
         entry = await client.directories().walk(alias_root(node_dir, alias), parts)
         cap = mc.parse_any(entry.ro_cap or entry.rw_cap or "")
         if isinstance(cap, mc.DirCap):

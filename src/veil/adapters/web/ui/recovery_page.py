@@ -32,6 +32,7 @@ from veil.adapters.node.client_session import open_client
 from veil.adapters.node.creation import create_client_from_grid
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.adapters.web.ui.html import esc, form, notice, page
+from veil.adapters.web.ui.shared_client import client_of
 from veil.errors import UsageError, VeilError
 from veil.formats import base32
 from veil.formats import mutable_caps as mc
@@ -67,11 +68,13 @@ def _read_only(cap_text: str) -> str:
     return cap_text
 
 
-async def build_document(node_dir: Path, *, with_write_caps: bool) -> RecoveryDocument:
+async def build_document(
+    request: web.Request, node_dir: Path, *, with_write_caps: bool
+) -> RecoveryDocument:
     """What a new machine needs, as ``veil recovery create`` gathers it."""
     node = NodeDirectory(node_dir)
     aliases = Aliases(node_dir).load()
-    async with open_client(node_dir) as client:
+    async with client_of(request) as client:
         wcap = state.latest_write_cap(node_dir)
         if wcap is None:  # no backup yet: an empty record that backups will fill
             made = await client.mutable_files().create(LatestRecord().to_bytes())
@@ -167,7 +170,7 @@ def add_routes(get: Register, post: Register) -> None:
                 f"That passphrase is too weak for a recovery file{why}. Nothing was made. "
                 "Leave the field empty to take the one made for you, or add more words.",
             )
-        doc = await build_document(node_dir, with_write_caps=_text(data, "write") == "yes")
+        doc = await build_document(request, node_dir, with_write_caps=_text(data, "write") == "yes")
         friends = FRIENDS[friends_text]
         result = await asyncio.to_thread(make_blob, doc, secret, friends=friends)
         tidy()

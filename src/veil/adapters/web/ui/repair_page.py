@@ -16,10 +16,10 @@ from pathlib import Path
 from aiohttp import web
 
 from veil.adapters.node.aliases import Aliases
-from veil.adapters.node.client_session import open_client
 from veil.adapters.web.ui.files_page import alias_root
 from veil.adapters.web.ui.html import esc, form, page, url, when
 from veil.adapters.web.ui.jobs import Job, JobBoard
+from veil.adapters.web.ui.shared_client import shared_of
 from veil.services.checker.deep import deep_check
 
 Register = Callable[..., None]
@@ -66,8 +66,10 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
         repair = (await request.post()).get("mode") == "repair"
         root = alias_root(node_dir, alias)
 
+        shared = shared_of(request)
+
         async def work(job: Job) -> str:
-            async with open_client(node_dir) as client:
+            async with shared.use() as client:
                 report = await deep_check(
                     client,
                     root,

@@ -14,16 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from veil.adapters.node.client_session import open_client
 from veil.adapters.node.server_status import server_rows
 from veil.adapters.web.ui.html import esc, notice, page, size, when
+from veil.adapters.web.ui.shared_client import client_of
 from veil.errors import VeilError
 
 HOW = {"tcp": "directly", "tor": "through Tor", "i2p": "through I2P"}
 
 
-async def grid_status(node_dir: Path) -> dict[str, Any]:
-    async with open_client(node_dir) as client:
+async def grid_status(request: web.Request) -> dict[str, Any]:
+    async with client_of(request) as client:
         rows = await server_rows(client)
         params = client.params
     reached = sum(1 for r in rows if r["connected"])
@@ -94,7 +94,7 @@ def _table(servers: list[dict[str, Any]]) -> str:
 
 async def status_html(request: web.Request, node_dir: Path) -> web.Response:
     try:
-        s = await grid_status(node_dir)
+        s = await grid_status(request)
     except VeilError as exc:
         body = notice(f"The storage servers cannot be asked: {exc}", "bad")
         return page(request, "Status", body, current="/")
@@ -114,6 +114,6 @@ async def status_html(request: web.Request, node_dir: Path) -> web.Response:
 
 async def status_json(request: web.Request, node_dir: Path) -> web.Response:
     try:
-        return web.json_response(await grid_status(node_dir))
+        return web.json_response(await grid_status(request))
     except VeilError as exc:
         return web.json_response({"error": str(exc)}, status=503)
