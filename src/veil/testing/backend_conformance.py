@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import cast
 
 from veil.formats.container import LEASE_DURATION, Lease
 from veil.formats.mutable_container import DATA_OFFSET, MAGIC_PREFIX
 from veil.formats.storage_types import TestWrite
 from veil.services.storage.backend import Backend
+from veil.services.storage.expiry import ExpiringBackend
 from veil.services.storage.server import StorageServer
 
 OpenBackend = Callable[[], Backend]
@@ -187,6 +189,28 @@ def check_server_upload_and_leases(open_backend: OpenBackend) -> None:
     assert server.backend.corruption_advisory_bytes() > 0
 
 
+def check_delete_and_list_everything(open_backend: OpenBackend) -> None:
+    """What lease expiry needs: every storage index, and deleting a share."""
+    b, si, slot_si = open_backend(), _si(), _si()
+    for shnum in (0, 1):
+        incoming = b.create_incoming(si, shnum, 3)
+        incoming.write(0, b"abc")
+        incoming.finalize([_lease()])
+    b.write_slot(slot_si, 4, [(0, MAGIC_PREFIX + b"slot")])
+    expiring = cast(ExpiringBackend, b)  # every backend here has the two calls
+    assert {si, slot_si} <= set(expiring.storage_indexes())
+    expiring.delete_share(si, 0)
+    restarted = open_backend()
+    assert restarted.list_shares(si) == {1}
+    assert _missing(lambda: restarted.read_share(si, 0, 0, 3))
+    assert _missing(lambda: restarted.get_leases(si, 0))
+    fresh = restarted.create_incoming(si, 0, 3)  # a deleted share can come back
+    lease = _lease(5)
+    fresh.write(0, b"xyz")
+    fresh.finalize([lease])
+    assert open_backend().get_leases(si, 0) == [lease]
+
+
 def check_space_is_reported(open_backend: OpenBackend) -> None:
     assert open_backend().free_space() > 0
 
@@ -200,5 +224,6 @@ CHECKS: list[Callable[[OpenBackend], None]] = [
     check_slots,
     check_mutable_test_and_write_survives_restart,
     check_server_upload_and_leases,
+    check_delete_and_list_everything,
     check_space_is_reported,
 ]
