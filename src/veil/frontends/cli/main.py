@@ -32,6 +32,7 @@ from veil.frontends.cli import (
     put,
     recovery,
     relay,
+    renewal,
     run_node,
     status,
     webopen,
@@ -52,6 +53,7 @@ COMMANDS = (
     relay,
     recovery,
     check,
+    renewal,
 )
 
 EXIT_USAGE = 2

@@ -1,0 +1,204 @@
+"""``veil renewal create|refresh`` (the owner) and ``veil renew`` (the friend).
+
+    veil renewal create ALIAS:PATH [--name NAME]   prints a renewal cap
+    veil renewal refresh [--name NAME]             a new verify-cap list (after a backup)
+    veil renew RENEWAL-CAP|--cap-file FILE [--verify] [--no-repair] [--json]
+
+The owner's side keeps, per name, the tree's root, the pointer's write cap
+and the renewal secret in ``private/renewals.json`` (0600); ``create`` also
+renews every lease once under the new secret, so the friend's care starts at
+once. The friend's node caches the last list in ``private/renewal-cache/``.
+``renew`` exits 1 when an object stays unhealthy (a mutable one cannot be
+placed anew without its write cap: docs/durability.md). The work is
+``veil.services.renewal``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from veil.errors import UsageError, VeilError
+from veil.frontends import runtime
+
+if TYPE_CHECKING:
+    from veil.adapters.node.client_session import Client
+
+STATE = "renewals.json"
+CACHE = "renewal-cache"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("renewal", help="let a friend keep a tree alive (renewal caps)")
+    rsub = p.add_subparsers(dest="renewal_command", metavar="ACTION")
+    rsub.required = True
+    c = rsub.add_parser("create", help="make a renewal cap for a tree")
+    c.add_argument("where", help="ALIAS:PATH or a directory cap (the backup alias, say)")
+    c.add_argument("--name", default="default", help="name it is kept under (default: default)")
+    c.set_defaults(func=run_create)
+    r = rsub.add_parser("refresh", help="publish a new verify-cap list (after a backup)")
+    r.add_argument("--name", default="default")
+    r.set_defaults(func=run_refresh)
+    n = sub.add_parser("renew", help="renew, check and repair a tree from its renewal cap")
+    n.add_argument("cap", nargs="?", help="the renewal cap (or use --cap-file)")
+    n.add_argument("--cap-file", help="read the renewal cap from this file")
+    n.add_argument("--verify", action="store_true", help="read and check every block")
+    n.add_argument("--no-repair", action="store_true", help="renew and check only")
+    n.add_argument("--json", action="store_true", help="Tahoe's deep-check JSON")
+    n.set_defaults(func=run_renew)
+
+
+def _state(node_dir: Path) -> dict[str, Any]:
+    from veil.adapters.node.files import present, read_text
+
+    path = node_dir / "private" / STATE
+    if not present(path):
+        return {}
+    try:
+        data = json.loads(read_text(path))
+    except ValueError:
+        raise VeilError(f"{path} is damaged", hint="make a new one: veil renewal create") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _save(node_dir: Path, state: dict[str, Any]) -> None:
+    from veil.adapters.node.files import write_private
+
+    write_private(node_dir / "private" / STATE, json.dumps(state, indent=1))
+
+
+async def _publish(client: Client, root: Any, pointer: Any) -> tuple[Any, int]:
+    from veil.services.renewal import listing
+
+    caps = await listing.collect(client.directories(), root)
+    pointer, _ = await listing.publish(client.uploader(), client.mutable_files(), pointer, caps)
+    return pointer, len(caps)
+
+
+async def _create(args: argparse.Namespace) -> int:
+    from veil.adapters.node.client_session import open_client
+    from veil.formats import mutable_caps as mc
+    from veil.frontends.cli.check import resolve
+    from veil.services.renewal.cap import RenewalCap
+    from veil.services.renewal.renew import RenewalSession, renew
+
+    node_dir = Path(args.node_directory)
+    root = await resolve(args.where, node_dir)
+    if not isinstance(root, mc.DirCap):
+        raise UsageError("a renewal cap is made for a directory (the root of a tree)")
+    secret = os.urandom(32)
+    async with open_client(node_dir) as client:
+        pointer, count = await _publish(client, root, None)
+        cap = RenewalCap(secret, pointer.read_cap(), dict(client.announcements))
+        state = _state(node_dir)
+        state[args.name] = {
+            "root": root.to_string(),
+            "pointer": pointer.to_string(),
+            "renewal-cap": cap.to_string(),
+        }
+        _save(node_dir, state)
+        session = RenewalSession(client.broker, client.params, secret)
+        await renew(session, cap, repair=False)
+    sys.stderr.write(f"renewal cap for {count} objects (kept as {args.name!r}):\n")
+    sys.stdout.write(cap.to_string() + "\n")
+    return 0
+
+
+async def _refresh(args: argparse.Namespace) -> int:
+    from veil.adapters.node.client_session import open_client
+    from veil.formats import mutable_caps as mc
+
+    node_dir = Path(args.node_directory)
+    entry = _state(node_dir).get(args.name)
+    if not isinstance(entry, dict):
+        raise UsageError(f"no renewal cap named {args.name!r}", hint="veil renewal create first")
+    root, pointer = mc.parse_user_cap(entry["root"]), mc.parse_ssk(entry["pointer"])
+    if not isinstance(root, mc.DirCap) or not isinstance(pointer, mc.SSKWriteCap):
+        raise VeilError(f"{node_dir / 'private' / STATE} is damaged")
+    async with open_client(node_dir) as client:
+        _, count = await _publish(client, root, pointer)
+    sys.stdout.write(f"renewal list of {args.name!r} now names {count} objects\n")
+    return 0
+
+
+def _read_cap(args: argparse.Namespace) -> str:
+    if args.cap_file:
+        try:
+            return Path(args.cap_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.cap_file}: {exc.strerror}") from None
+    if not args.cap:
+        raise UsageError("give the renewal cap, or --cap-file FILE")
+    return str(args.cap)
+
+
+async def _renew(args: argparse.Namespace) -> int:
+    from veil.adapters.net.connection_policy import networks_for
+    from veil.adapters.node.client_session import needs_tor, open_client, storage_client_for
+    from veil.adapters.node.nodedir import NodeDirectory
+    from veil.services.renewal.cap import parse_renewal_cap
+    from veil.services.renewal.renew import RenewalSession, renew
+
+    cap = parse_renewal_cap(_read_cap(args))
+    node_dir = Path(args.node_directory)
+    node = NodeDirectory(node_dir)
+    tor = any(needs_tor(s, a) for s, a in cap.servers.items())
+    networks = await networks_for(node, need_tor=tor)
+    try:
+        async with open_client(node_dir) as client:
+            known = {s.server_id for s in client.broker.servers}
+            for sid, ann in cap.servers.items():
+                if sid not in known:
+                    try:
+                        client.broker.add(storage_client_for(sid, ann, networks))
+                    except VeilError:
+                        continue
+            session = RenewalSession(client.broker, client.params, cap.secret)
+            report = await renew(
+                session,
+                cap,
+                cache_dir=node.private / CACHE,
+                verify=args.verify,
+                repair=not args.no_repair,
+            )
+    finally:
+        await networks.close()
+    data = report.to_tahoe_json()
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+    else:
+        renewed = sum(1 for _, r in report.objects if r.leases_renewed)
+        sys.stdout.write(
+            f"done: {data['count-objects-checked']} objects checked, {renewed} leases renewed\n"
+            f" pre-repair: {data['count-objects-healthy-pre-repair']} healthy, "
+            f"{data['count-objects-unhealthy-pre-repair']} unhealthy\n"
+            f" {data['count-repairs-attempted']} repairs attempted, "
+            f"{data['count-repairs-successful']} successful, "
+            f"{data['count-repairs-unsuccessful']} failed\n"
+            f" post-repair: {data['count-objects-healthy-post-repair']} healthy, "
+            f"{data['count-objects-unhealthy-post-repair']} unhealthy\n"
+        )
+    unhealthy = data["count-objects-unhealthy-post-repair"]
+    if unhealthy:
+        raise VeilError(
+            f"{unhealthy} object(s) are still unhealthy",
+            hint="a mutable object cannot be placed anew without its write cap; "
+            "is every server reachable?",
+        )
+    return 0
+
+
+def run_create(args: argparse.Namespace) -> int:
+    return runtime.run(_create(args))
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    return runtime.run(_refresh(args))
+
+
+def run_renew(args: argparse.Namespace) -> int:
+    return runtime.run(_renew(args))
