@@ -29,8 +29,10 @@ from tests.s3.s3_node import S3StorageNode, client_node  # noqa: E402
 
 from veil.adapters.node.client_session import open_client  # noqa: E402
 from veil.adapters.node.nodedir import NodeDirectory  # noqa: E402
+from veil.adapters.storage.lease_index import MemoryLeaseIndex  # noqa: E402
 from veil.adapters.storage.s3 import S3Backend  # noqa: E402
 from veil.formats.caps import parse_read_cap  # noqa: E402
+from veil.services.storage.expiry import ExpiryPolicy, LeaseExpirer  # noqa: E402
 from veil.services.storage.server import StorageServer  # noqa: E402
 from veil.testing.seaweedfs import SeaweedFS  # noqa: E402
 
@@ -50,11 +52,17 @@ async def put_get(client: Path, data: bytes) -> tuple[float, float]:
     return put, get
 
 
-def requests_per_share(seaweedfs: SeaweedFS, size: int) -> Counter[str]:
-    """S3 requests for one share of ``size`` bytes: allocate, 1 MiB writes, done."""
+def requests_per_share(seaweedfs: SeaweedFS, size: int, indexed: bool) -> Counter[str]:
+    """S3 requests for one share of ``size`` bytes: allocate, 1 MiB writes, done;
+    ``indexed``: with the lease index following every change, as in ``veil run``."""
     backend = S3Backend(seaweedfs.settings(f"bench-{os.urandom(4).hex()}"))
     try:
         server = StorageServer(backend=backend)
+        if indexed:
+            expirer = LeaseExpirer(
+                backend, MemoryLeaseIndex(), ExpiryPolicy(), lock=server.lease_lock
+            )
+            server.lease_observer = expirer.refresh
         si, data, secret = os.urandom(16), os.urandom(size), b"u" * 32
         backend.s3.requests.clear()
         server.allocate_buckets(
@@ -99,10 +107,12 @@ def main() -> None:
                 rates = f"put {rate_put:6.1f} MB/s  get {rate_get:6.1f} MB/s"
                 print(f"  {name:4}  {rates}")
             print("S3 requests per share written (allocate, 1 MiB chunks, complete):")
-            for size in (1024, 1 << 20, 50 << 20):
-                counts = requests_per_share(seaweedfs, size)
-                detail = ", ".join(f"{op} {n}" for op, n in sorted(counts.items()))
-                print(f"  {size:>10} bytes: {sum(counts.values())} ({detail})")
+            for indexed in (False, True):
+                print("  with the lease index (veil run):" if indexed else "  core alone:")
+                for size in (1024, 1 << 20, 50 << 20):
+                    counts = requests_per_share(seaweedfs, size, indexed)
+                    detail = ", ".join(f"{op} {n}" for op, n in sorted(counts.items()))
+                    print(f"  {size:>10} bytes: {sum(counts.values())} ({detail})")
         finally:
             for node in nodes:
                 node.stop()

@@ -65,6 +65,7 @@ class S3IncomingShare:
         self._send_full_parts()
 
     def read(self, offset: int, length: int) -> bytes:
+        self._raise_failure()
         return os.pread(self._spool.fileno(), length, offset)
 
     def _add_interval(self, begin: int, end: int) -> None:
