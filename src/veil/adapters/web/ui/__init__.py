@@ -12,7 +12,6 @@ with a cap in it. Headers, Host and CSRF checks: ``veil.adapters.web.security``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from veil.adapters.web.ui.jobs import JobBoard
 from veil.errors import NotFound, UsageError, VeilError
 
 STATIC = Path(__file__).parent / "static"
-log = logging.getLogger(__name__)
 Route = Callable[[web.Request, Path], Awaitable[web.StreamResponse]]
 
 
@@ -61,9 +59,24 @@ def _wrap(route: Route, node_dir: Path, sessions: Sessions, *, api: bool = False
             if api:
                 return web.json_response({"error": str(exc), "hint": exc.hint}, status=status)
             text = f"{exc} ({exc.hint})" if exc.hint else str(exc)
-            return error_page(request, text, status=status, back=request.headers.get("X-Back", "/"))
+            return error_page(request, text, status=status, back=_section(request.path))
 
     return handler
+
+
+def _section(path: str) -> str:
+    """Where "Go back" leads from an error: the page of the part that failed."""
+    for prefix, page_path in (
+        ("/ui/files", "/ui/files"),
+        ("/ui/download", "/ui/files"),
+        ("/ui/backups", "/ui/backups"),
+        ("/ui/jobs", "/ui/backups"),
+        ("/ui/recovery", "/ui/recovery"),
+        ("/ui/repair", "/ui/repair"),
+    ):
+        if path.startswith(prefix):
+            return page_path
+    return "/"
 
 
 def add_ui_routes(app: web.Application, node_dir: Path) -> None:

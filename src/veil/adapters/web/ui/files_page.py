@@ -12,6 +12,7 @@ nothing is changed.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import unicodedata
@@ -25,13 +26,14 @@ from veil.adapters.node.aliases import Aliases, normalize
 from veil.adapters.node.client_session import Client
 from veil.adapters.web.ui.html import error_page, esc, form, notice, page, size, url, when
 from veil.adapters.web.ui.shared_client import client_of
-from veil.errors import NotFound, UsageError
+from veil.errors import NotFound, UsageError, VeilError
 from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, LiteralCap, parse_read_cap
 from veil.services.directories import entry_for, linked
 
 CHUNK = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 def plain_name(text: str) -> str:
@@ -257,9 +259,18 @@ async def download(request: web.Request, node_dir: Path) -> web.StreamResponse:
                 if isinstance(cap, CHKReadCap | LiteralCap)
                 else parse_read_cap(entry.ro_cap or "")
             )
+            chunks = aiter(client.downloader().stream(read_cap))
+            first = await anext(chunks, b"")  # "not enough shares" still gets a page
             response.content_length = read_cap.size
             await response.prepare(request)
-            async for chunk in client.downloader().stream(read_cap):
-                await response.write(chunk)
+            await response.write(first)
+            try:
+                async for chunk in chunks:
+                    await response.write(chunk)
+            except VeilError as exc:  # too late for a page: the browser sees it cut short
+                log.warning("a download from the web UI broke off: %s", exc)
+                if request.transport is not None:
+                    request.transport.close()
+                return response
         await response.write_eof()
         return response
