@@ -1,7 +1,8 @@
 """One private relay network for the session: two veil relays in their own
 namespaces, a storage server ``bob`` behind NAT that keeps tunnels to both,
 and helpers to make clients in the clients' namespace. Everything started is
-stopped by PID and every namespace deleted at the end."""
+stopped by PID and every namespace deleted at the end
+(``VEIL_KEEP_RELAY_TMP=1`` keeps the logs in /tmp/veil-relay-*)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .netns import RelayNet, wait_for
 
 VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
 SHARED_PORT, BOB_PORT = 4430, 4431
+KITE, KITE_PORT = "bob.kite.test", 4440  # bob's name on the Pagekite frontend (relay 3)
 ONE_SHARE = ["--shares-needed", "1", "--shares-happy", "1", "--shares-total", "1"]
 
 
@@ -81,10 +83,11 @@ class Grid:
 @pytest.fixture(scope="session")
 def grid() -> Iterator[Grid]:
     root = Path(tempfile.mkdtemp(prefix="veil-relay-", dir="/tmp"))
-    net = RelayNet(prefix=f"vr{os.getpid() % 100000}", relays=2)
+    net = RelayNet(prefix=f"vr{os.getpid() % 100000}", relays=3)  # relay 3 runs Pagekite
     try:
         net.create()
         net.name_hosts({f"bob.relay{n}.test": net.public_address(n) for n in (1, 2)})
+        net.name_hosts({KITE: net.public_address(3)})
         relay_dirs, tickets = [], []
         for n in (1, 2):
             rd = root / f"relay{n}"
@@ -97,6 +100,8 @@ def grid() -> Iterator[Grid]:
         veil_in(net, net.backend, "create-node", "--nickname", "bob", *ONE_SHARE, str(bob))
         for n, ticket in zip((1, 2), tickets, strict=True):
             veil_in(net, net.backend, "relay", "join", str(bob), f"r{n}", input=ticket)
+        kite = f"pagekite://{KITE}:{KITE_PORT}\n".encode()
+        veil_in(net, net.backend, "relay", "join", str(bob), "kite", input=kite)
         g = Grid(net, root, relay_dirs, [None, None], bob, None)
         g.start_relay(1)
         g.start_relay(2)
@@ -108,4 +113,5 @@ def grid() -> Iterator[Grid]:
         yield g
     finally:
         net.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("VEIL_KEEP_RELAY_TMP"):
+            shutil.rmtree(root, ignore_errors=True)

@@ -105,11 +105,16 @@ class RelayNet:
             input=input,
         )
 
-    def popen(self, ns: str, *cmd: str, log: Path) -> subprocess.Popen[bytes]:
+    def popen(
+        self, ns: str, *cmd: str, log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """A process in ``ns`` (``ip netns exec`` execs it: same PID), recorded."""
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [IP, "netns", "exec", ns, *cmd], stdout=out, stderr=subprocess.STDOUT
+                [IP, "netns", "exec", ns, *cmd],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
         self.processes.append(proc)
         return proc

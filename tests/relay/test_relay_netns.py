@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BOB_PORT, SHARED_PORT, VEIL, Grid, veil_in
+from .conftest import BOB_PORT, KITE, KITE_PORT, SHARED_PORT, VEIL, Grid, veil_in
 from .netns import RelayNet, wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,9 @@ def test_the_client_has_no_way_in_to_the_backend(grid: Grid) -> None:
         assert out.stdout.decode().strip() == "101"  # ENETUNREACH
     nurls = grid.announcement["ann"]["anonymous-storage-NURLs"]
     assert [n.split("@")[1].split("/")[0] for n in nurls] == [
-        f"{RelayNet.public_address(n)}:{BOB_PORT}" for n in (1, 2)
+        f"{RelayNet.public_address(1)}:{BOB_PORT}",
+        f"{RelayNet.public_address(2)}:{BOB_PORT}",
+        f"{KITE}:{KITE_PORT}",
     ]  # one hint per relay, and no (loopback) direct address
 
 
@@ -196,3 +198,43 @@ def test_a_tahoe_client_reaches_the_relayed_server_by_its_own_port(grid: Grid) -
         assert veil_in(grid.net, grid.net.client, "-d", str(veil_client), "get", cap) == data
     finally:
         node.stop()
+
+
+def test_the_same_through_the_real_pagekite_frontend(grid: Grid) -> None:
+    """Debian's pagekite as the frontend (relay 3) and as bob's backend connector:
+    it routes by the SNI veil sends and relays the TLS without terminating it.
+    The frontend loads ``pagekite_py3_sni``: Debian 12's build cannot read SNI
+    under Python 3 (fixed upstream), see its docstring."""
+    net, secret = grid.net, os.urandom(16).hex()
+    cfg = configparser.ConfigParser()
+    cfg.read(grid.bob / "tahoe.cfg")
+    port = cfg["storage"]["port"]
+    common = ["pagekite", "--clean", "--nullui", "--logfile=stdio"]
+    front = [*common, "--isfrontend", f"--ports={KITE_PORT}", "--protos=https"]
+    fe_log, be_log = grid.root / "pagekite-fe.log", grid.root / "pagekite-be.log"
+    fe = net.popen(
+        net.relay(3),
+        *front,
+        f"--domain=https:{KITE}:{secret}",
+        log=fe_log,
+        env={"PYTHONPATH": str(Path(__file__).with_name("pagekite_py3_sni"))},
+    )
+    wait_for(lambda: b"listen=:" in fe_log.read_bytes(), 30, "the Pagekite frontend")
+    service = f"--service_on=https:{KITE}:127.0.0.1:{port}:{secret}"
+    frontend = f"--frontend={RelayNet.public_address(3)}:{KITE_PORT}"
+    be = net.popen(net.backend, *common, frontend, service, log=be_log)
+    try:
+        wait_for(lambda: b"domain=" + KITE.encode() in be_log.read_bytes(), 60, "the kite")
+        capture = Capture(net, net.relay(3), grid.root / "pagekite.pcap")
+        try:
+            client = grid.client("via-pagekite", [grid.nurl_via(KITE, KITE_PORT)])
+            data = os.urandom(2 << 20)
+            cap = put_get(grid, client, data)
+        finally:
+            seen = capture.bytes()
+        assert cap.encode() not in seen
+        windows = [data[i : i + 24] for i in range(0, len(data) - 24, 4099)]
+        assert not [w for w in windows if w in seen]
+    finally:
+        net.stop(be)
+        net.stop(fe)

@@ -193,6 +193,33 @@ def parse_ticket(text: str) -> RelayTicket:
     )
 
 
+@dataclass(frozen=True)
+class ExternalRelay:
+    """A relay veil does not tunnel to itself, such as a Pagekite frontend fed by
+    the operator's own ``pagekite`` backend: only its public address, announced.
+    Written ``pagekite://PUBLIC_HOST:PUBLIC_PORT``."""
+
+    public_host: str
+    public_port: int
+
+    def to_string(self) -> str:
+        return f"pagekite://{self.public_host}:{self.public_port}"
+
+
+_EXTERNAL = re.compile(r"^pagekite://(?P<host>[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})/?\Z")
+
+
+def parse_relay_entry(text: str) -> RelayTicket | ExternalRelay:
+    """A ticket for a veil relay, or ``pagekite://HOST:PORT`` for a Pagekite frontend."""
+    m = _EXTERNAL.match(text.strip())
+    if m is None:
+        return parse_ticket(text)
+    port = int(m["port"])
+    if not 0 < port < 65536:
+        raise FormatError(f"relay port out of range: {port}")
+    return ExternalRelay(normalize_host(m["host"]), port)
+
+
 # -- SNI from a TLS ClientHello (read, never answered) ---------------------------
 
 TLS_HANDSHAKE = 0x16

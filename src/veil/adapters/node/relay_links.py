@@ -6,7 +6,9 @@
 
 Each ticket (``veil.formats.relay_protocol.RelayTicket``, handed out by the
 relay's operator, written by ``veil relay join``) holds the backend's secret,
-so it lives in ``private/`` with mode 0600. The node keeps a
+so it lives in ``private/`` with mode 0600. A ticket file may instead say
+``pagekite://HOST:PORT``: a Pagekite frontend, whose tunnel the operator's own
+``pagekite`` backend keeps; the node only announces it. The node keeps a
 ``veil.adapters.net.relay_tunnel.RelayLink`` to every relay and announces one
 NURL (and one fURL hint) per relay: its public address from the ticket. Its
 direct address (``[storage] hostname``) is announced too unless it is a
@@ -30,7 +32,7 @@ from veil.adapters.node.files import present, read_text
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
 from veil.formats.nurl import NURL
-from veil.formats.relay_protocol import RelayTicket, check_name, parse_ticket
+from veil.formats.relay_protocol import ExternalRelay, RelayTicket, check_name, parse_relay_entry
 from veil.formats.tor_settings import is_loopback
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,9 @@ def ticket_path_of(node: NodeDirectory, name: str) -> Path:
     return node.private / TICKETS / f"{name}.ticket"
 
 
-def relay_tickets(node: NodeDirectory) -> dict[str, RelayTicket]:
+def relay_tickets(node: NodeDirectory) -> dict[str, RelayTicket | ExternalRelay]:
     """{relay name: ticket} for ``[storage] relays``; ConfigError for a missing or bad one."""
-    tickets = {}
+    tickets: dict[str, RelayTicket | ExternalRelay] = {}
     for name in relay_names(node):
         path = ticket_path_of(node, name)
         if not present(path):
@@ -67,7 +69,7 @@ def relay_tickets(node: NodeDirectory) -> dict[str, RelayTicket]:
                 hint=f"veil relay join {node.path} {name} TICKET (the relay operator has it)",
             )
         try:
-            tickets[name] = parse_ticket(read_text(path))
+            tickets[name] = parse_relay_entry(read_text(path))
         except VeilError as exc:
             raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
     return tickets
@@ -89,7 +91,7 @@ def relays_through_tor(node: NodeDirectory) -> bool:
 class NodeRelays:
     """The tunnels of one running storage node."""
 
-    tickets: dict[str, RelayTicket]
+    tickets: dict[str, RelayTicket | ExternalRelay]
     links: list[RelayLink] = field(default_factory=list)
 
     async def stop(self) -> None:
@@ -122,6 +124,8 @@ async def start_relays(
     host = "127.0.0.1" if listen[0] in ("0.0.0.0", "") else listen[0]
     relays = NodeRelays(tickets)
     for ticket in tickets.values():
+        if isinstance(ticket, ExternalRelay):  # its own backend program keeps the tunnel
+            continue
         link = RelayLink(ticket, (host, listen[1]), socks=socks)
         link.start()
         relays.links.append(link)

@@ -15,7 +15,9 @@ privately, as one would a cap. On the storage server's machine::
 
 reads the ticket from stdin (never from the command line, where ``ps`` and
 shell histories would keep it), writes ``private/relays/alice.ticket`` (0600)
-and adds ``alice`` to ``[storage] relays``.
+and adds ``alice`` to ``[storage] relays``. For a Pagekite frontend the
+"ticket" is ``pagekite://KITENAME:PORT`` (the ``pagekite`` backend keeps that
+tunnel; veil only announces the address).
 """
 
 from __future__ import annotations
@@ -130,10 +132,10 @@ def run_join(args: argparse.Namespace) -> int:
     from veil.adapters.node.files import private_dir, write_private
     from veil.adapters.node.nodedir import NodeDirectory
     from veil.adapters.node.relay_links import relay_names, ticket_path_of
-    from veil.formats.relay_protocol import check_name, parse_ticket
+    from veil.formats.relay_protocol import check_name, parse_relay_entry
 
     check_name(args.name)
-    ticket = parse_ticket(sys.stdin.readline())
+    ticket = parse_relay_entry(sys.stdin.readline())
     node = NodeDirectory(Path(args.node))
     names = relay_names(node)
     if args.name in names:
