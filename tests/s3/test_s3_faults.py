@@ -46,7 +46,7 @@ def test_s3_killed_mid_upload_fails_cleanly_and_complete_files_survive(
         kept = os.urandom(2_000_000)
         kept_cap = asyncio.run(veil_put(client, kept))
         before = set(share_keys(s3_settings))
-        big = os.urandom(60_000_000)  # 30 MB shares: several parts each
+        big = os.urandom(40_000_000)  # 20 MB shares: three parts each
         outcome: list[BaseException | str] = []
 
         def upload() -> None:
@@ -81,7 +81,7 @@ def test_a_mutable_write_cut_by_the_store_dying_leaves_old_or_new(
     seaweedfs: SeaweedFS, s3_settings: S3Settings, tmp_path: Path
 ) -> None:
     si = os.urandom(16)
-    old, new = b"\x01" * 20_000_000, b"\x02" * 20_000_000
+    old, new = b"\x01" * 12_000_000, b"\x02" * 12_000_000
     backend = S3Backend(s3_settings, spool_dir=tmp_path / "spool")
     try:
         backend.write_slot(si, 0, [(0, old)])
@@ -95,7 +95,7 @@ def test_a_mutable_write_cut_by_the_store_dying_leaves_old_or_new(
 
         writer = threading.Thread(target=write)
         writer.start()
-        time.sleep(0.3)  # the 20 MB PUT is on its way
+        time.sleep(0.1)  # the 12 MB PUT is on its way
         seaweedfs.kill()
         writer.join(timeout=120)
         assert not writer.is_alive()
@@ -104,7 +104,7 @@ def test_a_mutable_write_cut_by_the_store_dying_leaves_old_or_new(
     seaweedfs.restart()
     again = S3Backend(s3_settings, spool_dir=tmp_path / "spool")
     try:
-        stored = again.read_slot(si, 0, 0, 30_000_000)
+        stored = again.read_slot(si, 0, 0, 20_000_000)
         assert stored == (old if failed else new)  # whole: never a mix
     finally:
         again.close()
