@@ -151,14 +151,3 @@ def test_bad_s3_settings_stop_start_up_with_one_line(
     err = r.stderr.decode()
     assert r.returncode == 1 and "cannot use S3" in err and "Traceback" not in err, err
     assert s3_settings.credentials.secret_access_key not in err
-
-
-def test_a_node_hiding_its_ip_refuses_a_remote_s3_endpoint(
-    s3_settings: S3Settings, tmp_path: Path
-) -> None:
-    node = _node(tmp_path, s3_settings)
-    node.config.set("node", "reveal-IP-address", "false")
-    node.config.set("storage", "s3.endpoint", "https://s3.example.net")
-    node.save_config()
-    with pytest.raises(ConfigError, match="would see this server's IP address"):
-        open_storage_backend(NodeDirectory(node.path))
