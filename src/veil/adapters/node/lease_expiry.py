@@ -3,9 +3,10 @@
 ``start_lease_expiry`` reads ``[storage] expire.*`` (Tahoe's keys and rules,
 ``veil.services.storage.expiry``), opens the SQLite lease index in the
 storage directory, tells the server core to report every lease change to
-it, and runs a pass at start and then every ``policy.crawl_interval()``
-seconds (a quarter of ``expire.override_lease_duration``, at most an hour;
-Tahoe's crawler runs a cycle at most every 12 hours). After each pass the
+it, builds the index at once if it was lost, and runs an expiry pass every
+``policy.crawl_interval()`` seconds (a quarter of
+``expire.override_lease_duration``, at most an hour), the first one an
+interval after start-up (Tahoe's crawler too waits after start: 5 minutes). After each pass the
 figures go to ``STORAGEDIR/expiry-status.json`` for the welcome page
 (``veil.adapters.node.server_status.storage_figures``).
 
@@ -44,9 +45,14 @@ class LeaseExpiryTask:
 
     async def _loop(self) -> None:
         interval = self.expirer.policy.crawl_interval()
+        prepared = False
         while True:
             try:
-                await asyncio.to_thread(self.expirer.run_pass)
+                if not prepared:  # the index at once (rebuilt if lost), expiry later
+                    await asyncio.to_thread(self.expirer.prepare)
+                    prepared = True
+                else:
+                    await asyncio.to_thread(self.expirer.run_pass)
                 await asyncio.to_thread(self._write_status)
             except Exception as exc:  # a bad pass must not stop the next one
                 log.error("lease expiry pass failed: %s", exc)

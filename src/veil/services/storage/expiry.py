@@ -254,6 +254,11 @@ class LeaseExpirer:
         self.index.replace_all(found)
         return len(found)
 
+    def prepare(self) -> None:
+        """At start-up: rebuild a lost index (no expiry yet)."""
+        if self.index.is_fresh():
+            self.rebuild()
+
     def run_pass(self) -> ExpiryStats:
         """One pass: expire what is due (when enabled), at a bounded rate."""
         reconcile = self.stats.passes and self.stats.passes % RECONCILE_EVERY == 0
