@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.integration.web_ui_node import UiNode, ui_node
 
@@ -30,7 +30,8 @@ ARGS = [
     "--disable-sync",
 ]
 SHOTS = Path("/work/screenshots")
-STEP_TIMEOUT_MS = 20_000
+STEP_TIMEOUT_MS = 20_000  # a loaded 2-core machine: generous, and still bounded
+expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,7 @@ def test_check_and_repair_an_alias(page: Page, node: UiNode, shot: Shot) -> None
 
 
 def test_the_pages_work_without_javascript(
-    browser: Browser, node: UiNode, recorder: Recorder, shot: Shot
+    browser: Browser, node: UiNode, recorder: Recorder, shot: Shot, tmp_path: Path
 ) -> None:
     context = recorder.attach(browser.new_context(java_script_enabled=False))
     try:
@@ -147,6 +147,17 @@ def test_the_pages_work_without_javascript(
         page.get_by_role("button", name="Make folder").click()
         expect(page.locator("#listing")).to_contain_text("inside/")
         shot(page, "08-no-javascript")
+        source = tmp_path / "Pictures"
+        source.mkdir()
+        for i in range(5):
+            (source / f"p{i}.jpg").write_bytes(os.urandom(40_000))
+        page.get_by_role("link", name="Backups").click()
+        page.get_by_label("Folder on this computer").fill(str(source))
+        page.get_by_label("Keep it in alias").select_option("no-script")
+        page.get_by_role("button", name="Back up now").click()
+        # the job page reloads itself (<meta http-equiv=refresh>) until the backup ends
+        expect(page.locator("#state")).to_have_text("done", timeout=30_000)
+        expect(page.locator("main")).to_contain_text("5 files sent")
     finally:
         context.close()
 
