@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_backup_inprocess import expected, make_tree, picture
-from veil.formats import recovery_shares
+from veil.formats import recovery_blob, recovery_shares
 
 pytestmark = pytest.mark.integration
 VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
@@ -237,16 +237,19 @@ def test_bad_inputs_each_one_line_and_nothing_written(blobs: Path, tmp_path: Pat
 
 def test_old_blob_after_newer_backups(blobs: Path, tmp_path: Path) -> None:
     """The blob knows record #1; the grid's record says #2: check says so and
-    writes nothing; restore says so and restores the newer snapshot."""
+    writes nothing; restore says so and restores the newer snapshot. The blob
+    is given in its text form, one share as a file and one typed (``-``)."""
     blob = blobs / "carry" / "blob"
-    shares = ["--share", str(blob) + ".share1", "--share", str(blob) + ".share3"]
+    text = tmp_path / "blob.txt"
+    text.write_text(recovery_blob.armour(blob.read_bytes()))
+    typed = (blobs / "carry" / "blob.share3").read_text().strip()
+    shares = ["--share", str(blob) + ".share1", "--share", "-"]
     home = tmp_path / "fresh"
     home.mkdir()
-    r = run(home, "recovery", "check", str(blob), *shares, "--passphrase-fd", "0", stdin=PASSPHRASE)
+    stdin = f"{typed}\n{PASSPHRASE}\n"
+    r = run(home, "recovery", "check", str(text), *shares, "--passphrase-fd", "0", stdin=stdin)
     assert "blob is older than the grid's latest record (blob: backup #1" in r.stdout
     assert files_under(home) == []
-    r = run(
-        home, "recovery", "restore", str(blob), *shares, "--passphrase-fd", "0", stdin=PASSPHRASE
-    )
+    r = run(home, "recovery", "restore", str(text), *shares, "--passphrase-fd", "0", stdin=stdin)
     assert "blob is older" in r.stderr
     assert (home / "Notes" / "n.txt").read_text() == "second, newer"

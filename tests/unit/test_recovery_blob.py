@@ -108,9 +108,9 @@ def test_a_thousand_blobs_show_no_fixed_byte_and_only_allowed_sizes() -> None:
     uniform byte gives ~3.9 on average; more than 20 anywhere has a
     probability below 1e-6 even over 4096 offsets), so no byte is fixed or
     biased. Every length must be one of SIZE_CLASSES."""
-    same = [rb.seal(b"same body", os.urandom(32), os.urandom(16), CHEAP) for _ in range(500)]
+    same = [cheap_blob(b"same body", b"same passphrase") for _ in range(500)]
     sizes = [(i * 61) % 30000 for i in range(500)]
-    different = [rb.seal(os.urandom(n), os.urandom(32), os.urandom(16), CHEAP) for n in sizes]
+    different = [cheap_blob(os.urandom(n), b"pass %d" % n) for n in sizes]
     blobs = same + different
     assert {len(b) for b in blobs} <= set(rb.SIZE_CLASSES)
     assert len({len(b) for b in blobs}) == 3

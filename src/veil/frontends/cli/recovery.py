@@ -88,6 +88,11 @@ def _to_terminal(text: str) -> None:
 
 
 def _read_fd(fd: int) -> str:
+    if fd == 0:  # stdin may also carry a typed share (--share -): read it by lines
+        try:
+            return sys.stdin.readline().rstrip("\n").rstrip("\r")
+        except UnicodeDecodeError:
+            raise UsageError("the passphrase on stdin is not UTF-8") from None
     chunks = []
     try:
         while chunk := os.read(fd, 4096):
@@ -137,7 +142,10 @@ def _shares(args: argparse.Namespace) -> list[str]:
             if sys.stdin.isatty():
                 texts.append(getpass.getpass("A share's words (not shown): "))
             else:
-                texts.append(sys.stdin.readline())
+                try:
+                    texts.append(sys.stdin.readline())
+                except UnicodeDecodeError:
+                    raise UsageError("the share on stdin is not UTF-8 text") from None
             continue
         try:
             texts.append(Path(name).read_text(encoding="utf-8"))
