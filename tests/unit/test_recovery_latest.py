@@ -86,3 +86,30 @@ def test_document_round_trip_and_reprs() -> None:
     shown = repr(back)
     for secret in ("aaaa", "cccc", "eeee", "convsecret", "leasesecret", "gggg", "onion"):
         assert secret not in shown
+
+
+def test_check_finds_a_snapshot_no_longer_whole() -> None:
+    """``check_record`` lists shares on every server: whole while k shares are
+    listed, missing when too few servers hold the file's shares."""
+    from veil.formats import mutable_caps as mc
+    from veil.services.directories import Directories, entry_for
+    from veil.services.immutable.downloader import Downloader
+    from veil.services.immutable.uploader import Uploader
+    from veil.services.recovery.check import check_record
+
+    async def go() -> None:
+        broker, servers = local_grid(4)
+        up = Uploader(broker, PARAMS, lease_secret=b"s" * 32, convergence_secret=b"c" * 32)
+        dirs = Directories(MutableFiles(broker, PARAMS, lease_secret=b"s" * 32), Downloader(broker))
+        big = await up.upload_bytes(b"x" * 100_000)
+        snap = await dirs.create_immutable({"f": entry_for(big.cap.to_string())}, up)
+        assert isinstance(snap, mc.DirCap)
+        record = LatestRecord(1, 1.0, [task("docs", snap.to_string())])
+        (result,) = await check_record(dirs, broker, record)
+        assert result.whole and result.files == 1 and result.directories == 1
+        for s in servers[:3]:  # N=4 shares on 4 servers: one left, k=2 needed
+            s.fail = True
+        (result,) = await check_record(dirs, broker, record)
+        assert not result.whole
+
+    asyncio.run(go())
