@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from veil.adapters.web.wapi_deep_stats import DeepStats
 from veil.adapters.web.wapi_errors import WebError, not_implemented
 from veil.adapters.web.wapi_nodes import Node
 from veil.adapters.web.wapi_requests import Args
@@ -48,7 +49,9 @@ DIRECTORY_OPERATIONS = (
 MAX_OPERATIONS = 100  # kept in memory per gateway; the oldest finished ones go first
 
 
-async def walk(session: GatewaySession, root: Node) -> AsyncGenerator[tuple[list[str], Node]]:
+async def walk(
+    session: GatewaySession, root: Node, stats: DeepStats | None = None
+) -> AsyncGenerator[tuple[list[str], Node]]:
     """Every node below ``root``: itself, then each directory's children in name order
     before the directories below them (Tahoe's order), each directory read once."""
     seen: set[bytes] = set()
@@ -62,7 +65,9 @@ async def walk(session: GatewaySession, root: Node) -> AsyncGenerator[tuple[list
         if si is not None:
             seen.add(si)
         assert isinstance(node.cap, mc.DirCap)
-        kids = await session.children(node)
+        kids, size = await session.listing(node)
+        if stats is not None:
+            stats.enter_directory(size, len(kids))
         below = []
         for name in sorted(kids):
             child = Node.from_entry(kids[name], node.cap, name)
@@ -85,78 +90,18 @@ def manifest_line(path: list[str], node: Node) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Stats:
-    """Tahoe's DeepStats counters (the ones a veil walk can know)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, node: Node) -> None:
-        c = self.counts
-        if node.is_dir:
-            key = "count-directories"
-            c["count-mutable-directories" if node.is_mutable else "count-immutable-directories"] = (
-                c.get(
-                    "count-mutable-directories"
-                    if node.is_mutable
-                    else "count-immutable-directories",
-                    0,
-                )
-                + 1
-            )
-        elif node.is_unknown:
-            key = "count-unknown"
-        else:
-            key = "count-files"
-            sub = (
-                "count-mutable-files"
-                if node.is_mutable
-                else (
-                    "count-literal-files"
-                    if node.storage_index() is None
-                    else "count-immutable-files"
-                )
-            )
-            c[sub] = c.get(sub, 0) + 1
-            size = node.known_size()
-            if size is not None and not node.is_mutable:
-                field_name = (
-                    "size-literal-files" if node.storage_index() is None else "size-immutable-files"
-                )
-                c[field_name] = c.get(field_name, 0) + size
-        c[key] = c.get(key, 0) + 1
-
-    def result(self) -> dict[str, int]:
-        keys = (
-            "count-immutable-files",
-            "count-mutable-files",
-            "count-literal-files",
-            "count-files",
-            "count-directories",
-            "count-unknown",
-            "size-immutable-files",
-            "size-mutable-files",
-            "size-literal-files",
-            "size-directories",
-            "largest-directory",
-            "largest-directory-children",
-            "largest-immutable-file",
-        )
-        return {k: self.counts.get(k, 0) for k in keys}
-
-
 async def stream_manifest(
     session: GatewaySession, request: web.Request, node: Node
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-    stats = Stats()
-    lines = walk(session, node)
+    stats = DeepStats()
+    lines = walk(session, node, stats)
     try:
         first = await anext(lines)  # the root, before the status line goes out
         await response.prepare(request)
         path, here = first
         while True:
-            stats.add(here)
+            stats.add_node(here)
             await response.write(
                 json.dumps(manifest_line(path, here), ensure_ascii=True).encode() + b"\n"
             )
@@ -182,7 +127,7 @@ class Operation:
     started: float = field(default_factory=time.time)
     finished: bool = False
     manifest: list[dict[str, Any]] = field(default_factory=list)
-    stats: Stats = field(default_factory=Stats)
+    stats: DeepStats = field(default_factory=DeepStats)
     error: str | None = None
     task: asyncio.Task[None] | None = None
 
@@ -213,8 +158,8 @@ class Operations:
 
         async def run() -> None:
             try:
-                async for path, here in walk(session, node):
-                    op.stats.add(here)
+                async for path, here in walk(session, node, op.stats):
+                    op.stats.add_node(here)
                     op.manifest.append(manifest_line(path, here))
             except VeilError as exc:
                 op.error = str(exc)
@@ -315,11 +260,11 @@ async def stream_deep_check(
     results, then the stats line, as Tahoe's ``DeepCheckStreamer``."""
     key = "check-and-repair-results" if args.flag("repair") else "check-results"
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-    stats = Stats()
-    nodes = walk(session, node)
+    stats = DeepStats()
+    nodes = walk(session, node, stats)
     try:
         async for path, here in nodes:
-            stats.add(here)
+            stats.add_node(here)
             line = manifest_line(path, here)
             line[key] = await check_node(session, here, args)
             if not response.prepared:

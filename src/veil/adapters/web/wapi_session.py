@@ -30,7 +30,7 @@ from veil.adapters.web.wapi_nodes import Node
 from veil.errors import VeilError
 from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
-from veil.formats.caps import CHKReadCap, LiteralCap
+from veil.formats.caps import CHKReadCap, CHKVerifyCap, LiteralCap
 from veil.formats.dirnode import Entry
 from veil.services.directories import Directories, entry_for, linked
 from veil.services.mutable.files import MutableFiles
@@ -137,9 +137,24 @@ class GatewaySession:
 
     async def children(self, node: Node) -> dict[str, Entry]:
         assert isinstance(node.cap, mc.DirCap)
-        if isinstance(node.file, mc.SSKVerifyCap):
+        if isinstance(node.file, mc.SSKVerifyCap | CHKVerifyCap):
             raise WebError("a verify cap cannot list a directory", 400)
         return await (await self.directories()).children(node.cap)
+
+    async def listing(self, node: Node) -> tuple[dict[str, Entry], int | None]:
+        """The children and the size of the directory's contents (Tahoe's deep stats
+        count it): read here, not through ``Directories``, to know that size."""
+        f = node.file
+        c = await self.client()
+        if isinstance(f, mc.SSKWriteCap | mc.SSKReadCap):
+            data = await c.mutable_files().read(f)
+            key = f.writekey if isinstance(f, mc.SSKWriteCap) else None
+            return dirnode.unpack(data, key), len(data)
+        if isinstance(f, CHKReadCap):
+            return dirnode.unpack(await c.downloader().download_bytes(f), None), f.size
+        if isinstance(f, LiteralCap):
+            return dirnode.unpack(f.data, None), len(f.data)
+        raise WebError("a verify cap cannot list a directory", 400)
 
     async def child(self, parent: Node, name: str) -> Node | None:
         """The child ``name`` of a directory node, or None when there is none."""
