@@ -94,6 +94,10 @@ class NodeRelays:
     tickets: dict[str, RelayTicket | ExternalRelay]
     links: list[RelayLink] = field(default_factory=list)
 
+    def describe(self) -> str:
+        """For the log: the relays by name (their addresses are in the announcement)."""
+        return f"{len(self.tickets)} relay(s): {', '.join(self.tickets)}"
+
     async def stop(self) -> None:
         for link in self.links:
             await link.stop()

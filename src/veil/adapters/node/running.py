@@ -339,6 +339,8 @@ class StorageNode:
             if self.onion is not None:
                 ways.append("tor onion service")
             parts.append(f"{name} via {' and '.join(ways)}")
+        if self.relays is not None:
+            parts.append(self.relays.describe())
         if self.web is not None:
             parts.append(f"web gateway on {self.web_port}")
         return "; ".join(parts) or "nothing"
