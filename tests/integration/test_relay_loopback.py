@@ -16,7 +16,7 @@ import pytest
 from veil.adapters.http.storage_client import HttpStorageClient
 from veil.adapters.http.storage_server import RunningServer, start_storage_http
 from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem
-from veil.adapters.net.relay import RelayBackend, RelayFrontend
+from veil.adapters.net.relay import MAX_IDLE, RelayBackend, RelayFrontend
 from veil.adapters.net.relay_tunnel import RelayLink
 from veil.adapters.net.tcp import TcpProvider
 from veil.adapters.storage.memory import MemoryBackend
@@ -225,4 +225,21 @@ async def test_a_client_waits_for_a_tunnel_only_so_long() -> None:
             assert await reader.read() == b""  # closed after the claim timeout
         writer.close()
     finally:
+        await relay.stop()
+
+
+async def test_a_backend_keeps_only_so_many_idle_tunnels() -> None:
+    relay = await _relay("dave")
+    ticket = RelayTicket("dave", SECRET, "127.0.0.1", relay.port, "127.0.0.1", 1)
+    link = RelayLink(ticket, ("127.0.0.1", 9), spares=MAX_IDLE + 2)
+    link.start()
+    try:
+        for _ in range(100):
+            if link.last_problem and relay.idle_tunnels("dave") == MAX_IDLE:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.idle_tunnels("dave") == MAX_IDLE
+        assert "too many idle tunnels" in link.last_problem
+    finally:
+        await link.stop()
         await relay.stop()

@@ -34,6 +34,7 @@ CHUNK = 256 * 1024
 HANDSHAKE_TIMEOUT = 10.0  # seconds for a tunnel HELLO or a client's ClientHello
 CLAIM_TIMEOUT = 10.0  # seconds a client waits for an idle tunnel connection
 IDLE_TIMEOUT = 90.0  # a tunnel connection silent this long (no PING) is dropped
+MAX_IDLE = 32  # idle tunnel connections kept per backend; more are refused
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[rp.Frame, bytes]:
@@ -217,6 +218,10 @@ class RelayFrontend:
             writer.write(rp.encode_frame(rp.Frame.REFUSE, b"unknown backend name or wrong secret"))
             await writer.drain()
             raise FormatError("refused")
+        if len(self._spares[name]) >= MAX_IDLE:
+            writer.write(rp.encode_frame(rp.Frame.REFUSE, b"too many idle tunnels"))
+            await writer.drain()
+            raise FormatError("too many idle tunnels")
         writer.write(rp.encode_frame(rp.Frame.ACCEPT))
         return name
 
@@ -226,6 +231,8 @@ class RelayFrontend:
         """Keep one idle tunnel connection until a client claims it, then splice."""
         spare = _Spare()
         async with self._ready[name]:
+            if not self._spares[name]:
+                log.info("backend %s has an idle tunnel", name)
             self._spares[name].append(spare)
             self._ready[name].notify()
         frame: asyncio.Future[tuple[rp.Frame, bytes]] = asyncio.ensure_future(read_frame(reader))
