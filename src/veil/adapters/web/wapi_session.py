@@ -30,7 +30,7 @@ from veil.adapters.web.wapi_nodes import Node
 from veil.errors import VeilError
 from veil.formats import dirnode
 from veil.formats import mutable_caps as mc
-from veil.formats.caps import CHKReadCap, CHKVerifyCap, LiteralCap
+from veil.formats.caps import CHKReadCap, CHKVerifyCap, LiteralCap, UnknownCap
 from veil.formats.dirnode import Entry
 from veil.services.directories import Directories, entry_for, linked
 from veil.services.mutable.files import MutableFiles
@@ -51,11 +51,27 @@ def signing_key_arg(text: str | None) -> rsa.RSAPrivateKey | None:
     return key
 
 
+def unknown_in_write_slot(name: str) -> str:
+    """Tahoe's MustNotBeUnknownRWError text: a cap it cannot parse is not linked."""
+    return (
+        f"MustNotBeUnknownRWError: an operation to add a child named '{name}' to a directory "
+        "was given an unknown cap in a write slot.\nUsing a webapi server that supports a "
+        "later version of Tahoe may help.\n\nIf you are using the webapi directly, specifying "
+        "a readcap in the read slot (ro_uri) of the JSON PROPDICT, as well as a writecap in the "
+        "write slot if desired, would also work in this case."
+    )
+
+
 def check_name(name: str) -> str:
+    """A child's name, NFC; ``/``, empty names and ``.``/``..`` are refused (a name
+    that means a path on every disk it is copied to)."""
     try:
-        return dirnode.normalize(name)
+        normal = dirnode.normalize(name)
     except VeilError:
         raise WebError(f"{name!r} is not a valid name in a directory", 400) from None
+    if normal in (".", ".."):
+        raise WebError(f"{name!r} is not a valid name in a directory", 400)
+    return normal
 
 
 class GatewaySession:
@@ -203,6 +219,8 @@ class GatewaySession:
         if not isinstance(parent.cap, mc.DirCap) or parent.is_readonly:
             raise WebError("the directory is read-only: its cap is not a write cap", 400)
         key = check_name(name)
+        if isinstance(mc.parse_any(cap_text), UnknownCap):
+            raise WebError(unknown_in_write_slot(key), 400)
         entry = entry_for(cap_text, metadata)
 
         def change(kids: dict[str, Entry]) -> dict[str, Entry]:
