@@ -235,3 +235,26 @@ def subprocess_run(node: UiNode, *args: str) -> Any:
     return subprocess.run(
         [*VEIL, "-d", str(node.client), *args], capture_output=True, text=True, timeout=60
     )
+
+
+def test_status_tells_when_servers_stop_answering(node: UiNode, session: str) -> None:
+    """Last in this module: it stops two of the three servers (by their PIDs)."""
+    import json
+    import signal
+    import time
+
+    from veil.frontends.cli.grid import is_node_process
+
+    for name in ("storage-00", "storage-01"):
+        server = node.client.parent / name
+        pid = int((server / "veil.pid").read_text())
+        assert is_node_process(pid, server)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while is_node_process(pid, server):
+            assert time.monotonic() < deadline, f"{name} did not stop"
+            time.sleep(0.05)
+    status = json.loads(node.request("GET", "/ui/api/status", cookie=session).body)
+    assert status["reached"] == 1 and status["happiness_reachable"] is False
+    page = node.request("GET", "/", cookie=session)
+    assert "Not connected: 1 of 3 storage servers answered" in page.text

@@ -103,7 +103,7 @@ def ui_node(root: Path) -> Iterator[UiNode]:
         proc = subprocess.Popen([*VEIL, "run", str(client)], stdout=log, stderr=log)
         url_file = client / "node.url"
         deadline = time.monotonic() + TIMEOUT
-        while not url_file.exists():
+        while not (url_file.exists() and url_file.read_text().endswith("/\n")):  # written whole
             assert proc.poll() is None, (root / "client-run.log").read_text()
             assert time.monotonic() < deadline, "the client's web gateway did not start"
             time.sleep(0.05)

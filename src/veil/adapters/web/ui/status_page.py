@@ -24,6 +24,8 @@ HOW = {"tcp": "directly", "tor": "through Tor", "i2p": "through I2P"}
 
 async def grid_status(request: web.Request) -> dict[str, Any]:
     async with client_of(request) as client:
+        for server in client.broker.servers:  # the client is long-lived: ask each one now
+            client.broker.forget_version(server.server_id)
         rows = await server_rows(client)
         params = client.params
     reached = sum(1 for r in rows if r["connected"])
