@@ -148,8 +148,14 @@ class S3Connection:
         )
         return await self._stack.enter_async_context(client)
 
+    def _start(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        if self._loop.is_closed():
+            coro.close()
+            raise S3Error(errno.ESHUTDOWN, "the S3 connection is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return self._start(coro).result()
 
     async def acall(self, op: str, **kwargs: Any) -> Any:
         """Run one S3 operation (botocore's snake_case name) on the loop thread."""
@@ -165,8 +171,7 @@ class S3Connection:
 
     def submit(self, op: str, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Start one S3 operation; its future raises what ``call`` would."""
-        coro = self.acall(op, Bucket=self.settings.bucket, **kwargs)
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return self._start(self.acall(op, Bucket=self.settings.bucket, **kwargs))
 
     def get_bytes(self, key: str, byte_range: str | None = None) -> tuple[bytes, str, int]:
         """(body, ETag, the object's whole size) of an object or of a
@@ -204,10 +209,19 @@ class S3Connection:
         return self._wait(walk())
 
     def close(self) -> None:
-        if self._thread.is_alive():
+        """Cancel what is in flight (unfinished part uploads), close the client."""
+        if self._thread.is_alive() and not self._loop.is_closed():
             with contextlib.suppress(Exception):
-                self._wait(self._stack.aclose())
+                self._wait(self._shutdown())
             self._stop_loop()
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._stack.aclose()
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
