@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -92,7 +93,9 @@ async def unlinked_mkdir(session: GatewaySession, request: web.Request, args: Ar
                 kids, fmt=file_format(args, None), key=signing_key_arg(args.get("private-key"))
             )
     if args.flag("redirect_to_result"):
-        raise web.HTTPSeeOther("uri/" + cap.replace(":", "%3A"))
+        from veil.adapters.web.wapi_files import redirect
+
+        return redirect("uri/" + quote(cap, safe=""), 303)
     return html_text(cap)
 
 
