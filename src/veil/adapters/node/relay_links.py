@@ -42,7 +42,7 @@ REGISTER_TIMEOUT = 30.0  # seconds start-up waits for the first tunnel to each r
 
 def relay_names(node: NodeDirectory) -> list[str]:
     text = node.get("storage", "relays", "").strip()
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     for name in names:
         try:
             check_name(name)
