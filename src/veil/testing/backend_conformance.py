@@ -93,6 +93,11 @@ def check_out_of_order_rewrites(open_backend: OpenBackend) -> None:
     assert b.share_length(si, 7) == len(data)
     assert b.read_share(si, 7, 0, len(data)) == data
     assert b.read_share(si, 7, 5_000_000, 1_000_000) == data[5_000_000:6_000_000]
+    backwards = b.create_incoming(si, 8, len(data))
+    for begin in reversed(cuts):  # no byte from the start until the very last chunk
+        backwards.write(begin, data[begin : begin + step])
+    backwards.finalize([_lease()])
+    assert open_backend().read_share(si, 8, 0, len(data)) == data
 
 
 def check_leases_persist(open_backend: OpenBackend) -> None:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("veil.storage.s3")
 MAX_IN_FLIGHT = 2
+MAX_PARTS = 9_000  # S3's limit is 10,000
+MIB = 1024 * 1024
 
 
 class S3IncomingShare:
@@ -44,7 +46,8 @@ class S3IncomingShare:
         self._where = (si, shnum)
         self.key = backend.share_key(si, shnum)
         self.allocated_size = allocated_size
-        self._part_size = backend.part_size
+        # S3 allows 10,000 parts: very large shares get larger parts (whole MiB)
+        self._part_size = max(backend.part_size, -(-allocated_size // MAX_PARTS // MIB) * MIB)
         self._spool = tempfile.TemporaryFile(dir=spool)  # noqa: SIM115 - closed by finalize/abort
         self._intervals: list[tuple[int, int]] = []  # written ranges, merged
         self._sent = 0  # bytes [0, _sent) are in parts sent or being sent
@@ -142,14 +145,16 @@ class S3IncomingShare:
             self._s3.call(
                 "put_object", Key=self._backend.lease_key(*self._where), Body=pack_leases(leases)
             )
-            if self._upload_id is None:
+            if self.allocated_size <= self._part_size:
                 body = os.pread(self._spool.fileno(), self.allocated_size, 0)
                 self._s3.call(
                     "put_object", Key=self.key, Body=body.ljust(self.allocated_size, b"\0")
                 )
             else:
-                if self.allocated_size > self._sent:
-                    self._send_part(self._sent, self.allocated_size)
+                # parts not sent yet (chunks came out of order), then the last one
+                while self.allocated_size - self._sent > self._part_size:
+                    self._send_part(self._sent, self._sent + self._part_size)
+                self._send_part(self._sent, self.allocated_size)
                 parts = [
                     {"PartNumber": i + 1, "ETag": self._outcome(f)["ETag"]}
                     for i, f in enumerate(self._parts)
