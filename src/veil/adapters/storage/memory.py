@@ -1,7 +1,7 @@
 """An in-memory ``Backend``: a verified fake for tests and demos.
 
-It passes the same conformance suite as ``DiskBackend``
-(tests/unit/test_storage_server.py); nothing survives the process.
+It passes the same conformance suite as ``DiskBackend`` and ``S3Backend``
+(``veil.testing.backend_conformance``); nothing survives the process.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Where a storage server keeps shares: the ``Backend`` contract.
 
 Implementations: ``veil.adapters.storage.disk.DiskBackend`` (Tahoe's storage
-directory layout, usable in place of a Tahoe server's) and
-``veil.adapters.storage.memory.MemoryBackend`` (a verified in-memory fake that
-passes the same conformance tests).
+directory layout, usable in place of a Tahoe server's),
+``veil.adapters.storage.s3.S3Backend`` (an S3 bucket, docs/s3.md) and
+``veil.adapters.storage.memory.MemoryBackend`` (a verified in-memory fake).
+All three pass the same conformance suite (``veil.testing.backend_conformance``).
 
 Contract:
 - An incoming share is invisible (not listed, not readable) until
