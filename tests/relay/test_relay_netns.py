@@ -100,9 +100,21 @@ def test_through_each_relay_and_the_relay_sees_only_ciphertext(grid: Grid) -> No
     assert b"bob.relay1.test" in seen  # what a relay does learn: the SNI name
 
 
-def _kill_mid_transfer(grid: Grid, client: Path, args: list[str], log: Path) -> bytes:
+def _sent_through(net: RelayNet, dev: str) -> int:
+    """Bytes relay 1 has sent out of ``dev`` since its rate limit was set."""
+    stats = subprocess.run(
+        ["tc", "-s", "-n", net.relay(1), "qdisc", "show", "dev", dev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(stats.split("Sent ", 1)[1].split(" ", 1)[0])
+
+
+def _kill_mid_transfer(grid: Grid, client: Path, args: list[str], log: Path, size: int) -> bytes:
     """Run ``veil ARGS`` in the client's namespace and kill relay 1 (SIGKILL)
-    while the transfer is under way; the command's stdout."""
+    while the transfer is under way, after it carried some but not all of the
+    ``size`` bytes; the command's stdout."""
     net = grid.net
     devices = [f"{net.prefix}c1b", f"{net.prefix}b1b"]  # relay 1's two links, outward
     for dev in devices:
@@ -116,10 +128,18 @@ def _kill_mid_transfer(grid: Grid, client: Path, args: list[str], log: Path) -> 
                 stderr=subprocess.PIPE,
             )
         net.processes.append(proc)
-        time.sleep(2.0)
+        wait_for(
+            lambda: (
+                proc.poll() is not None or max(_sent_through(net, dev) for dev in devices) > 2 << 20
+            ),
+            90,
+            "the transfer to start through relay 1",
+        )
         assert proc.poll() is None, "the transfer ended before the relay could be killed"
         grid.relay_procs[0].send_signal(signal.SIGKILL)
         grid.relay_procs[0].wait(10)
+        carried = max(_sent_through(net, dev) for dev in devices)
+        assert 2 << 20 < carried < size, carried  # relay 1 died mid-transfer
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     finally:
@@ -140,7 +160,7 @@ def test_one_relay_killed_mid_transfer_the_other_takes_over(grid: Grid) -> None:
     src = client / "big.bin"
     src.write_bytes(data)
     cap = veil_in(grid.net, grid.net.client, "-d", str(client), "put", str(src)).decode().strip()
-    got = _kill_mid_transfer(grid, client, ["get", cap], grid.root / "got.bin")
+    got = _kill_mid_transfer(grid, client, ["get", cap], grid.root / "got.bin", len(data))
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     # the relay comes back; the backend's tunnels rejoin it with backoff
     grid.start_relay(1)
@@ -157,7 +177,7 @@ def test_one_relay_killed_mid_transfer_the_other_takes_over(grid: Grid) -> None:
     # and an upload survives the same
     src2 = client / "big2.bin"
     src2.write_bytes(data[::-1])
-    out = _kill_mid_transfer(grid, client, ["put", str(src2)], grid.root / "cap2.txt")
+    out = _kill_mid_transfer(grid, client, ["put", str(src2)], grid.root / "cap2.txt", len(data))
     cap2 = out.decode().strip()
     got2 = veil_in(grid.net, grid.net.client, "-d", str(client), "get", cap2)
     assert hashlib.sha256(got2).digest() == hashlib.sha256(data[::-1]).digest()
