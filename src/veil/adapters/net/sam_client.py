@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 LINE_LIMIT = 4096  # a SAM answer line: a destination is ~520 characters, a private key ~880
 SESSION_TIMEOUT = 150.0  # i2pd 2.45 answers SESSION CREATE after 20 s (or 40 s)
 COMMAND_TIMEOUT = 30.0
-# inbound.quantity >= 3: with 2, i2pd 2.45 may never publish the first LeaseSet
-SESSION_OPTIONS = {"inbound.quantity": "3", "outbound.quantity": "2"}
+# inbound.quantity > 2: with 2, i2pd before 2.48 may not publish a destination's first
+# LeaseSet for minutes (its inbound tunnels ready before its outbound ones); a later
+# inbound tunnel republishes it
+SESSION_OPTIONS = {"inbound.quantity": "4", "outbound.quantity": "2"}
 
 
 def sam_unavailable(endpoint: Endpoint, exc: BaseException) -> ServerUnavailable:
