@@ -252,6 +252,7 @@ def test_the_same_through_the_real_pagekite_frontend(grid: Grid) -> None:
             cap = put_get(grid, client, data)
         finally:
             seen = capture.bytes()
+        assert len(seen) > 2 * len(data)  # the file went through Pagekite, both ways
         assert cap.encode() not in seen
         windows = [data[i : i + 24] for i in range(0, len(data) - 24, 4099)]
         assert not [w for w in windows if w in seen]
