@@ -274,17 +274,21 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         ),
     },
     "i2p": {
-        k: _tahoe("I2P connections")
-        for k in (
-            "enabled",
-            "i2p.configdir",
-            "i2p.executable",
-            "launch",
-            "sam.port",
-            "dest",
-            "dest.port",
-            "dest.private_key_file",
-        )
+        "enabled": Key(
+            _bool, "true", "reach I2P (pb+i2p://) servers; written true: needed at start"
+        ),
+        "sam.port": Key(
+            _endpoint, "tcp:127.0.0.1:7656", "the I2P router's SAM bridge (i2pd or Java I2P)"
+        ),
+        "dest": Key(_bool, "false", "serve this node's servers as an I2P destination"),
+        "dest.port": Key(_int(1, 65535), "3457", "port in the I2P NURL and fURL hint"),
+        "dest.private_key_file": Key(
+            _text, "private/i2p_dest.privkey", "the I2P destination's key (keep it secret)"
+        ),
+        **{
+            k: _tahoe("launching an I2P router")
+            for k in ("launch", "i2p.executable", "i2p.configdir")
+        },
     },
 }
 

@@ -149,8 +149,14 @@ def privacy_problems(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
             f"[connections] tcp = {conns['tcp']} would connect to servers directly; "
             "set it to tor (or remove it)"
         )
-    if not _flag(tor, "enabled", True):
-        problems.append("[tor] enabled = false leaves no way to connect; set it to true")
+    from veil.formats.i2p_settings import i2p_settings
+
+    over_i2p = i2p_settings(sections)
+    if not _flag(tor, "enabled", True) and not over_i2p.required:
+        problems.append(
+            "[tor] enabled = false leaves no way to connect; set it to true "
+            "(or use I2P: [i2p] enabled = true)"
+        )
     for hint in revealing_hints(node.get("tub.location", "")):
         problems.append(
             f"[node] tub.location announces {hint!r}, which is not an onion (or I2P) location: "
@@ -163,17 +169,18 @@ def privacy_problems(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
     ):
         if not enabled:
             continue
-        if not onion:
+        if not onion and not over_i2p.dest:
             problems.append(
                 f"this node runs a {name} server, which would be reached at its IP address; "
                 "make it an onion service ([tor] onion = true; 'veil create-node --listen=tor "
-                "--hide-ip' writes this) or disable it"
+                "--hide-ip' writes this) or an I2P destination ([i2p] dest = true; "
+                "--listen=i2p) or disable it"
             )
         host = section.get("hostname", "")
         if host and not is_loopback(host):
             problems.append(
                 f"[{name}] hostname = {host} would listen on a network interface; "
-                "an onion service listens on 127.0.0.1 only (remove the setting)"
+                "an onion service or I2P destination listens on 127.0.0.1 only (remove the setting)"
             )
     tub_port = node.get("tub.port", "")
     listens = tub_port.lower() not in ("", "disabled")
