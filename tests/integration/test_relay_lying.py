@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from veil.adapters.http.storage_client import HttpStorageClient
 from veil.adapters.http.storage_server import RunningServer, start_storage_http
@@ -37,6 +40,7 @@ SWISSNUM = "cpqn4ejbkqla2rwfjr2oekewjnbecauu"
 SECRET = bytes(range(32))
 SI = b"\x05" * 16
 DATA = os.urandom(600_000)
+VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -219,3 +223,65 @@ async def test_a_relay_that_presents_its_own_certificate(bob: Server, tmp_path: 
         assert not seen  # the pin failed before any byte of the request was sent
     finally:
         proxy.close()
+
+
+async def _veil(*args: str) -> tuple[int, bytes, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *VEIL, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out, err.decode()
+
+
+async def test_veil_get_through_a_lying_relay_prints_one_error_and_no_byte(tmp_path: Path) -> None:
+    """The whole command: a file put directly, then fetched through a relay that
+    flips one byte of what the server sends. ``veil get`` fails with one error
+    line (and its hint) and writes nothing to stdout."""
+    one = ["--shares-needed", "1", "--shares-happy", "1", "--shares-total", "1"]
+    node = tmp_path / "bob"
+    assert (await _veil("create-node", *one, str(node)))[0] == 0
+    with open(tmp_path / "bob.log", "wb") as log:
+        server = subprocess.Popen([*VEIL, "run", str(node)], stdout=log, stderr=log)
+    try:
+        ann_file = node / "private" / "announcement.yaml"
+        for _ in range(600):
+            if ann_file.exists() or server.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        doc = yaml.safe_load(ann_file.read_text())
+        direct = doc["ann"]["anonymous-storage-NURLs"][0]
+        port = int(direct.split("@")[1].split("/")[0].rsplit(":", 1)[1])
+
+        def flip(seen: int, data: bytes) -> bytes:
+            if seen <= 50_000 < seen + len(data):
+                i = 50_000 - seen
+                return data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1 :]
+            return data
+
+        proxy, proxy_port = await _proxy(forwarding(port, flip))
+        clients = {}
+        for name, nurl in (
+            ("direct", direct),
+            ("lied-to", direct.replace(f":{port}/", f":{proxy_port}/")),
+        ):
+            path = tmp_path / name
+            assert (await _veil("create-client", *one, str(path)))[0] == 0
+            ann = {**doc["ann"], "anonymous-storage-NURLs": [nurl]}
+            servers = {"storage": {doc["server_id"]: {"ann": ann}}}
+            (path / "private" / "servers.yaml").write_text(yaml.safe_dump(servers))
+            clients[name] = path
+        src = tmp_path / "file.bin"
+        src.write_bytes(DATA)
+        code, out, err = await _veil("-d", str(clients["direct"]), "put", str(src))
+        assert code == 0, err
+        cap = out.decode().strip()
+        code, out, err = await _veil("-d", str(clients["lied-to"]), "get", cap)
+        assert code == 1 and out == b""
+        lines = err.splitlines()
+        assert lines[0].startswith("veil: error:") and len(lines) <= 2, err
+        assert cap not in err and "Traceback" not in err
+        proxy.close()
+    finally:
+        server.terminate()
+        server.wait(15)
