@@ -50,6 +50,7 @@ from veil.services.storage.server import StorageServer
 
 if TYPE_CHECKING:
     from veil.adapters.net.tor import OnionService
+    from veil.adapters.node.i2p_destinations import I2PDestinations
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
@@ -57,11 +58,16 @@ ANNOUNCEMENT = "announcement.yaml"  # in private/: it holds the swissnum
 
 
 def announcement(
-    node: NodeDirectory, host: str | None, port: int, onion: tuple[str, int] | None = None
+    node: NodeDirectory,
+    host: str | None,
+    port: int,
+    onion: tuple[str, int] | None = None,
+    i2p: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """The storage announcement: a ``pb://`` NURL for a TCP listener (``host``),
-    a ``pb+tor://`` NURL for an onion service (``onion`` = address, port); for a
-    Tahoe node directory, the NURLs and fURL Tahoe itself announces."""
+    a ``pb+tor://`` NURL for an onion service (``onion`` = address, port), a
+    ``pb+i2p://`` NURL for an I2P destination (``i2p``); for a Tahoe node
+    directory, the NURLs and fURL Tahoe itself announces."""
     cert_pem = node.certificate_pem()
     swissnum = node.swissnum()
     spki = spki_hash_of_pem(cert_pem)
@@ -77,6 +83,9 @@ def announcement(
         if onion is not None:
             nurls.append(NURL("pb+tor", spki, onion[0], onion[1], swissnum).to_string())
             hints.append(f"tor:{onion[0]}:{onion[1]}")
+        if i2p is not None:
+            nurls.append(NURL("pb+i2p", spki, i2p[0], i2p[1], swissnum).to_string())
+            hints.append(f"i2p:{i2p[0]}:{i2p[1]}")
         furl = f"pb://{tubid_text(cert_pem)}@{','.join(hints)}/{swissnum}"
     return {
         "nickname": node.get("node", "nickname", ""),
@@ -146,6 +155,7 @@ class StorageNode:
         self.nurl = ""
         self.announcement: dict[str, Any] = {}
         self.onion: OnionService | None = None
+        self.i2p: I2PDestinations | None = None
         self.networks: Networks | None = None
         self._publishers: list[asyncio.Task[None]] = []
         self.relays: NodeRelays | None = None
@@ -183,6 +193,8 @@ class StorageNode:
             self.relays = await start_relays(self.node, listen, self.networks)
         if self.onion_enabled:
             await self._start_onion()
+        if self.i2p_enabled:
+            await self._start_i2p(context)
         if self.introducer is not None:
             self._write_introducer_furl(cert)
         if self.server is not None:
@@ -198,13 +210,23 @@ class StorageNode:
     def onion_enabled(self) -> bool:
         return self.node.get_bool("tor", "onion", False)
 
+    @property
+    def i2p_enabled(self) -> bool:
+        return self.node.get_bool("i2p", "dest", False)
+
+    async def _start_i2p(self, context: Any) -> None:
+        from veil.adapters.node.i2p_destinations import start_i2p_destinations
+
+        self.i2p = await start_i2p_destinations(self.node, self.http, self.introducer, context)
+
     def _tcp_host(self, section: str) -> str | None:
         """The TCP address a service listens on and announces, or None when it is
         reached only as an onion service (or the node hides its IP address)."""
         if self.node.tahoe_layout and section == "storage":
             return tahoe_listener(self.node)[0]
         explicit = "hostname" in self.node.section(section)
-        if self.onion_enabled and (self.node.hides_ip or not explicit):
+        anonymous = self.onion_enabled or self.i2p_enabled
+        if anonymous and (self.node.hides_ip or not explicit):
             return None
         return self.node.get(section, "hostname", "127.0.0.1")
 
@@ -276,8 +298,11 @@ class StorageNode:
         swissnum = read_text(self.node.private / "introducer.swissnum").strip()
         spki = spki_hash_of_pem(self.node.certificate_pem())
         host = self._tcp_host("introducer")
+        i2p = self.i2p.address("introducer") if self.i2p is not None else None
         if host is not None:
             nurl = NURL("pb", spki, host, self.introducer.port, swissnum)
+        elif self.onion is None and i2p is not None:
+            nurl = NURL("pb+i2p", spki, i2p[0], i2p[1], swissnum)
         else:
             assert self.onion is not None
             port = self._onion_ports()["introducer"][0]
@@ -290,9 +315,11 @@ class StorageNode:
         onion = None
         if self.onion is not None:
             onion = (self.onion.address, self._onion_ports()["storage"][0])
-        ann = announcement(self.node, host, self.http.port, onion)
+        i2p = self.i2p.address("storage") if self.i2p is not None else None
+        ann = announcement(self.node, host, self.http.port, onion, i2p)
         with_relay_hints(self.node, ann, self.relays)
-        self.nurl = "tor" if host is None else f"{host}:{self.http.port}"
+        hidden = "tor" if onion is not None else "i2p"
+        self.nurl = hidden if host is None else f"{host}:{self.http.port}"
         self.announcement = ann
         doc = {"server_id": self.server_id, "ann": ann}
         write_private(self.node.private / ANNOUNCEMENT, yaml.safe_dump(doc))
@@ -338,6 +365,8 @@ class StorageNode:
             ways = [f"tcp {host}:{running.port}"] if host is not None else []
             if self.onion is not None:
                 ways.append("tor onion service")
+            if self.i2p is not None and self.i2p.address(name) is not None:
+                ways.append("i2p destination")
             parts.append(f"{name} via {' and '.join(ways)}")
         if self.relays is not None:
             parts.append(self.relays.describe())
@@ -353,6 +382,8 @@ class StorageNode:
             await self.relays.stop()
         if self.onion is not None:
             await self.onion.stop()
+        if self.i2p is not None:
+            await self.i2p.stop()
         if self.networks is not None:
             await self.networks.close()
         for running in (self.http, self.introducer, self.web):
