@@ -92,6 +92,7 @@ def test_a_plain_name_is_kept_nfc() -> None:
         ("127.0.0.1", True),
         ("rebound.example:3456", False),
         ("10.0.0.5:3456", False),
+        ("abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion", True),
     ],
 )
 def test_only_this_computers_own_names_pass_the_host_check(host: str, ok: bool) -> None:

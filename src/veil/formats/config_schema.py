@@ -143,6 +143,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
             _text, "", "announced locations (a Tahoe node's NURLs; a veil node's onion address)"
         ),
         "web.port": Key(_text, "", "the web gateway, e.g. tcp:3456:interface=127.0.0.1"),
+        "web.onion": Key(
+            _bool, "false", "also publish the web gateway as an onion service (for Tor Browser)"
+        ),
         "web.static": _tahoe("static web files", default="public_html"),
         "log_gatherer.furl": _tahoe("Foolscap log gatherer"),
         "timeout.keepalive": _tahoe("connection keepalive"),

@@ -156,6 +156,7 @@ class StorageNode:
         self.announcement: dict[str, Any] = {}
         self.onion: OnionService | None = None
         self.i2p: I2PDestinations | None = None
+        self.web_onion: OnionService | None = None
         self.networks: Networks | None = None
         self._publishers: list[asyncio.Task[None]] = []
         self.relays: NodeRelays | None = None
@@ -205,6 +206,12 @@ class StorageNode:
             self.web = await start_web_gateway(
                 self.node.path, self.web_port, hides_ip=self.node.hides_ip
             )
+            if self.node.get_bool("node", "web.onion", False) and self.networks is not None:
+                from veil.adapters.web.web_onion import publish_web_onion  # for Tor Browser
+
+                self.web_onion = await publish_web_onion(
+                    self.node.path, self.networks, self.web.port
+                )
 
     @property
     def onion_enabled(self) -> bool:
@@ -380,8 +387,9 @@ class StorageNode:
         (self.node.private / ANNOUNCEMENT).unlink(missing_ok=True)
         if self.relays is not None:
             await self.relays.stop()
-        if self.onion is not None:
-            await self.onion.stop()
+        for service in (self.onion, self.web_onion):
+            if service is not None:
+                await service.stop()
         if self.i2p is not None:
             await self.i2p.stop()
         if self.networks is not None:

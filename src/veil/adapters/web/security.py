@@ -10,7 +10,7 @@ Tahoe's web API can run no script at all.
 
 For the UI only (Tahoe's API stays as Tahoe has it), a middleware refuses
 (403, nothing changed) a request whose ``Host`` is not the node's loopback
-address (a DNS-rebinding page cannot read the UI) and a state-changing
+address or an onion name (a DNS-rebinding page cannot read the UI) and a state-changing
 request without the CSRF token of its session or sent cross-site
 (``Sec-Fetch-Site``, ``Origin``). The token is an HMAC of the session cookie
 under a key made when the process starts; it is sent in a form field
@@ -75,11 +75,13 @@ async def _set_headers(request: web.Request, response: web.StreamResponse) -> No
 
 def loopback_host(request: web.Request) -> bool:
     """Whether the ``Host`` header names this node: a loopback address,
-    ``localhost``, or the very address the connection came in on."""
+    ``localhost``, the very address the connection came in on, or an onion
+    name (``web.onion``: only Tor delivers a request for one, and no DNS
+    answer can make a browser send one to this node)."""
     host = request.host.rsplit(":", 1)[0] if not request.host.startswith("[") else None
     if host is None:  # [v6]:port
         host = request.host[1:].split("]", 1)[0]
-    if host == "localhost":
+    if host == "localhost" or host.endswith(".onion"):
         return True
     try:
         if ipaddress.ip_address(host).is_loopback:

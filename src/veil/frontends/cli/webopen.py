@@ -6,7 +6,9 @@ opened with a one-time ticket (``veil.adapters.web.ui.access``): this command
 makes one, prints the address that carries it (it works once, within two
 minutes, so the printed line is worth nothing afterwards), and opens it when a
 graphical browser is there (``$DISPLAY`` or ``$WAYLAND_DISPLAY``; never a
-terminal browser that would take over this terminal).
+terminal browser that would take over this terminal). A node with
+``web.onion`` also gets its onion address printed, for Tor Browser (which
+cannot open 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -61,13 +63,18 @@ def _can_open() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from veil.adapters.web.ui.access import issue_ticket, login_path
+    from veil.adapters.web.web_onion import web_onion_address
 
     node = Path(args.node_directory)
     base = node_url(node)
     if not (node / "private").is_dir():
         raise ConfigError(f"{node} is not a node directory (no private/)")
-    address = base + login_path(issue_ticket(node), start_page(node, args.path))
+    path = login_path(issue_ticket(node), start_page(node, args.path))
+    address = base + path
     sys.stdout.write(f"{address}\n")
+    onion = web_onion_address(node)
+    if onion:  # Tor Browser cannot open 127.0.0.1; the same one-time ticket works here
+        sys.stdout.write(f"in Tor Browser: http://{onion}{path}\n")
     sys.stdout.write("(this address opens the page once, within two minutes)\n")
     if not args.print_only and _can_open():
         import webbrowser
