@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -265,3 +266,27 @@ def test_check_results_are_the_same(both: tuple[str, str]) -> None:
         b"",
     )
     assert _sorted(a.json()) == _sorted(b.json())
+
+
+def _finished(url: str, handle: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        status: dict[str, Any] = http(
+            "GET", f"{url}/operations/{handle}?t=status&output=JSON"
+        ).json()
+        if status["finished"] or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
+def test_background_operations_are_the_same(both: tuple[str, str]) -> None:
+    root = tree(both, "tahoe")
+    for n, (t, extra) in enumerate(
+        [("start-manifest", ""), ("start-deep-check", ""), ("start-deep-check", "&repair=true")]
+    ):
+        handle = f"op-{n}-{os.urandom(4).hex()}"
+        a, b = ask(both, "POST", f"/uri/{root}?t={t}&ophandle={handle}{extra}", b"")
+        assert a.status == b.status == 302
+        left, right = (_finished(url, handle) for url in both)
+        assert left["finished"] and right["finished"]
+        assert _sorted(left) == _sorted(right), t

@@ -11,7 +11,9 @@ directory linked twice is walked once), and never leaves the tree it was given.
 ``t=check`` and ``t=stream-deep-check`` (``verify``, ``repair``, ``add-lease``)
 call ``veil.services.checker.check`` once per object and answer in Tahoe's
 shapes (``json_check_results``, ``json_check_and_repair_results``);
-``t=start-deep-check``, ``start-deep-size`` and ``start-deep-stats`` answer 501.
+``t=start-deep-check&ophandle=H`` runs them in the background (results at
+``/operations/H`` in Tahoe's deep-check JSON, ``wapi_deep_check``);
+``start-deep-size`` and ``start-deep-stats`` answer 501.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import html
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,16 +132,23 @@ class Operation:
     stats: DeepStats = field(default_factory=DeepStats)
     error: str | None = None
     task: asyncio.Task[None] | None = None
+    checked: list[tuple[list[str], dict[str, Any]]] = field(default_factory=list)
+    root_si: str = ""
 
     def status_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"finished": self.finished, "origin_si": ""}
-        if self.kind == "manifest":
-            out["manifest"] = [["/".join(m["path"]), m["cap"]] for m in self.manifest]
+        """Tahoe's ``ManifestResults`` / ``DeepCheckResultsRenderer`` JSON."""
+        if self.kind.startswith("deep-check"):
+            from veil.adapters.web.wapi_deep_check import deep_check_json
+
+            out = deep_check_json(self.kind, self.finished, self.root_si, self.checked)
+        else:
+            out = {"finished": self.finished, "origin": self.root_si}
+            out["manifest"] = [[m["path"], m["cap"]] for m in self.manifest]
             out["verifycaps"] = sorted({m["verifycap"] for m in self.manifest if m["verifycap"]})
             out["storage-index"] = sorted(
                 {m["storage-index"] for m in self.manifest if m["storage-index"]}
             )
-            out["stats"] = self.stats.result()
+        out["stats"] = self.stats.result()
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -151,16 +160,16 @@ class Operations:
     def __init__(self) -> None:
         self.ops: dict[str, Operation] = {}
 
-    def start_manifest(self, session: GatewaySession, handle: str, node: Node) -> None:
+    def start(
+        self, handle: str, op: Operation, work: Callable[[Operation], Awaitable[None]]
+    ) -> None:
+        """Run ``work(op)`` in the background under ``handle`` (``/operations/HANDLE``)."""
         if handle in self.ops:
             raise WebError(f"there is already an operation with ophandle={handle}", 400)
-        op = Operation("manifest")
 
         async def run() -> None:
             try:
-                async for path, here in walk(session, node, op.stats):
-                    op.stats.add_node(here)
-                    op.manifest.append(manifest_line(path, here))
+                await work(op)
             except VeilError as exc:
                 op.error = str(exc)
             finally:
@@ -173,6 +182,32 @@ class Operations:
             if oldest is None:
                 break
             del self.ops[oldest]
+
+    def start_manifest(self, session: GatewaySession, handle: str, node: Node) -> None:
+        async def work(op: Operation) -> None:
+            async for path, here in walk(session, node, op.stats):
+                op.stats.add_node(here)
+                op.manifest.append(manifest_line(path, here))
+
+        op = Operation("manifest")
+        op.root_si = node.storage_index_text()
+        self.start(handle, op, work)
+
+    def start_deep_check(
+        self, session: GatewaySession, handle: str, node: Node, args: Args
+    ) -> None:
+        repair = args.flag("repair")
+
+        async def work(op: Operation) -> None:
+            async for path, here in walk(session, node, op.stats):
+                op.stats.add_node(here)
+                results = await check_node(session, here, args)
+                if results.get("storage-index"):  # as Tahoe, LIT objects are not counted
+                    op.checked.append((path, results))
+
+        op = Operation("deep-check-and-repair" if repair else "deep-check")
+        op.root_si = node.storage_index_text()
+        self.start(handle, op, work)
 
     async def close(self) -> None:
         for op in self.ops.values():
@@ -207,6 +242,12 @@ async def directory_operation(
             raise WebError("slow operation requires ophandle=", 400)
         ops: Operations = request.app["veil.operations"]
         ops.start_manifest(session, handle, node)
+        raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
+    if t == "start-deep-check":
+        handle = args.get("ophandle")
+        if not handle:
+            raise WebError("slow operation requires ophandle=", 400)
+        request.app["veil.operations"].start_deep_check(session, handle, node, args)
         raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
     if t == "check":
         return await check(session, request, node, args)
