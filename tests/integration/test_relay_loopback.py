@@ -20,6 +20,7 @@ from veil.adapters.net.relay import MAX_IDLE, RelayBackend, RelayFrontend
 from veil.adapters.net.relay_tunnel import RelayLink
 from veil.adapters.net.tcp import TcpProvider
 from veil.adapters.storage.memory import MemoryBackend
+from veil.formats import relay_protocol as rp
 from veil.formats.nurl import NURL
 from veil.formats.relay_protocol import RelayTicket
 from veil.services.storage.server import StorageServer
@@ -241,5 +242,36 @@ async def test_a_backend_keeps_only_so_many_idle_tunnels() -> None:
         assert relay.idle_tunnels("dave") == MAX_IDLE
         assert "too many idle tunnels" in link.last_problem
     finally:
+        await link.stop()
+        await relay.stop()
+
+
+async def test_a_client_paired_with_a_dead_tunnel_gets_the_next_one(setup: Setup) -> None:
+    """A tunnel that registered and then went silent (a NAT that forgot it) is
+    given up after ``go_timeout``; the client is paired with a live one."""
+    name = "bob"
+    relay = RelayFrontend(
+        {name: RelayBackend(name, SECRET, port=0)}, "127.0.0.1", 0, go_timeout=0.5
+    )
+    await relay.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    writer.write(rp.MAGIC)
+    header = await reader.readexactly(rp.HEADER_SIZE)
+    nonce = await reader.readexactly(rp.parse_header(header)[1])
+    writer.write(rp.encode_frame(rp.Frame.HELLO, rp.encode_hello(SECRET, nonce, name)))
+    assert (await reader.readexactly(rp.HEADER_SIZE))[0] == rp.Frame.ACCEPT
+    assert relay.idle_tunnels(name) == 1  # the silent one is first in line
+    ticket = RelayTicket(name, SECRET, "127.0.0.1", relay.port, "127.0.0.1", relay.ports[name])
+    link = RelayLink(ticket, ("127.0.0.1", setup.http.port), spares=1)
+    link.start()
+    client = setup.client(setup.nurl("127.0.0.1", relay.ports[name]))
+    try:
+        await link.wait_registered(5)
+        version = await client.get_version()
+        assert version.maximum_immutable_share_size > 0
+        assert (await reader.readexactly(rp.HEADER_SIZE))[0] == rp.Frame.STREAM  # it was tried
+    finally:
+        writer.close()
+        await client.close()
         await link.stop()
         await relay.stop()

@@ -97,7 +97,7 @@ class _Client:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     first_bytes: bytes
-    done: asyncio.Future[None] = field(
+    done: asyncio.Future[bool] = field(  # True: the tunnel died before GO; try another
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -118,11 +118,13 @@ class RelayFrontend:
         *,
         claim_timeout: float = CLAIM_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        go_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         self.backends = dict(backends)
         self.by_sni = {n: b.name for b in backends.values() for n in b.sni_names}
         self.host, self.port = host, port
         self.claim_timeout, self.idle_timeout = claim_timeout, idle_timeout
+        self.go_timeout = go_timeout  # a claimed tunnel that does not say GO is given up
         self.ports: dict[str, int] = {}  # backend name -> its own port, once listening
         self._spares: dict[str, list[_Spare]] = {name: [] for name in backends}
         self._ready = {name: asyncio.Condition() for name in backends}
@@ -262,31 +264,40 @@ class RelayFrontend:
         client = spare.claimed.result()
         try:
             writer.write(rp.encode_frame(rp.Frame.STREAM))
-            while (await frame)[0] != rp.Frame.GO:  # PINGs sent before STREAM arrived
-                frame = asyncio.ensure_future(read_frame(reader))
+            async with asyncio.timeout(self.go_timeout):
+                while (await frame)[0] != rp.Frame.GO:  # PINGs sent before STREAM arrived
+                    frame = asyncio.ensure_future(read_frame(reader))
+        except BaseException:
+            frame.cancel()
+            client.done.set_result(True)  # nothing of the client's was sent: another tunnel
+            raise
+        try:
             writer.write(client.first_bytes)
             await splice((client.reader, client.writer), (reader, writer))
         finally:
             writer.close()
             client.writer.close()
             if not client.done.done():
-                client.done.set_result(None)
+                client.done.set_result(False)
 
     async def _client(
         self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes
     ) -> None:
         ready = self._ready[name]
-        try:
-            async with asyncio.timeout(self.claim_timeout), ready:
-                await ready.wait_for(lambda: bool(self._spares[name]))
-                spare = self._spares[name].pop(0)
-        except TimeoutError:
-            log.info("backend %s has no tunnel open; a client was turned away", name)
-            writer.close()
-            return
-        client = _Client(reader, writer, first)
-        spare.claimed.set_result(client)
-        await client.done
+        deadline = asyncio.get_running_loop().time() + self.claim_timeout
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline), ready:
+                    await ready.wait_for(lambda: bool(self._spares[name]))
+                    spare = self._spares[name].pop(0)
+            except TimeoutError:
+                log.info("backend %s has no tunnel open; a client was turned away", name)
+                writer.close()
+                return
+            client = _Client(reader, writer, first)
+            spare.claimed.set_result(client)
+            if not await client.done:
+                return
 
     async def stop(self) -> None:
         self._stopping = True
