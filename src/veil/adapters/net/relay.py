@@ -7,8 +7,9 @@ connects: ``MAGIC`` is a backend opening a tunnel connection
 name of its ClientHello, which is read but never answered here. A backend's
 own port takes any client without looking at its bytes: Tahoe 1.20 clients
 send no SNI. A client is paired with one of the backend's idle tunnel
-connections (waiting up to ``claim_timeout`` for one) and from then on bytes
-are copied both ways unchanged: the TLS session is between the client and
+connections (waiting up to ``claim_timeout`` for one; one that does not
+answer the pairing within ``go_timeout`` is dropped for the next) and from
+then on bytes are copied both ways unchanged: the TLS session is between the client and
 the storage server, pinned by its SPKI hash, so the relay sees only
 ciphertext and cannot pose as the server.
 
