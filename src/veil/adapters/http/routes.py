@@ -56,7 +56,7 @@ class Route:
     @property
     def where(self) -> str:
         """How this address is named in messages: an anonymous one is not written."""
-        return "via tor" if self.via == "tor" else f"at {self.nurl.netloc}"
+        return f"via {self.via}" if self.via in ("tor", "i2p") else f"at {self.nurl.netloc}"
 
     @functools.cached_property
     def pin(self) -> SpkiPin:
@@ -100,7 +100,7 @@ def make_route(
     connect_timeout: float = CONNECT_TIMEOUT,
     request_timeout: float = REQUEST_TIMEOUT,
 ) -> Route:
-    if network.name == "tor":  # a circuit takes longer to build than a TCP connect
+    if network.name in ("tor", "i2p"):  # circuits and tunnels take longer than a TCP connect
         connect_timeout = max(connect_timeout, TOR_CONNECT_TIMEOUT)
         request_timeout = max(request_timeout, TOR_REQUEST_TIMEOUT)
     return Route(nurl, network, connect_timeout, request_timeout)

@@ -9,6 +9,12 @@ environment:
     [tor] enabled       whether ``pb+tor://`` (onion) addresses are reached
                         through Tor (default true).
 
+    [i2p] enabled       whether ``pb+i2p://`` (I2P) addresses are reached through
+                        the router's SAM bridge (``veil.adapters.net.i2p``); a
+                        node that wrote ``enabled = true`` (or serves an I2P
+                        destination) finds SAM at once and refuses to run
+                        without it, as it does for Tor when hiding its IP.
+
 Tor is looked for only when something needs it (``ensure_tor``); a node that
 hides its IP address looks at once and refuses to run without it. The search
 is ``TOR_*`` variables, ``[tor]`` settings, a system tor, and last a private
@@ -23,11 +29,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from veil.adapters.net.tcp import NetworkProvider, TcpProvider
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError
+from veil.formats.i2p_settings import I2P_SCHEME, i2p_settings
 from veil.formats.nurl import NURL, is_anonymous_host, is_onion_host
 from veil.formats.tor_settings import Endpoint, control_search, socks_search
 
@@ -47,8 +54,12 @@ class Networks:
     env: Mapping[str, str] = field(default_factory=dict)
     tcp_mode: str = "tcp"
     launched: LaunchedTor | None = None
+    i2p: NetworkProvider | None = None
+    i2p_problem: str = "I2P is not configured"
 
     def provider_for(self, nurl: NURL) -> NetworkProvider | None:
+        if is_i2p(nurl):
+            return self.i2p
         # nurl.host is normalized (lower case, no trailing dot) when parsed,
         # and checked again here so no spelling of an onion name goes to TCP
         if nurl.scheme == "pb" and not is_anonymous_host(nurl.host):
@@ -62,7 +73,7 @@ class Networks:
         first when anonymous, TCP first otherwise, else in announced order."""
         usable = [(n, p) for n in nurls if (p := self.provider_for(n)) is not None]
         if self.anonymous:
-            usable.sort(key=lambda pair: pair[1].name != "tor" or pair[0].scheme != TOR_SCHEME)
+            usable.sort(key=_anonymous_order)
         else:
             usable.sort(key=lambda pair: pair[1].name != "tcp")
         return usable
@@ -76,8 +87,8 @@ class Networks:
         onion = any(n.scheme == TOR_SCHEME or is_onion_host(n.host) for n in nurls)
         if onion and self.tor is None:
             return f"it is reachable only as an onion service and {self.tor_problem}"
-        if any(is_anonymous_host(n.host) and not is_onion_host(n.host) for n in nurls):
-            return "it is reachable only through I2P, which veil does not speak yet"
+        if any(is_i2p(n) for n in nurls) and self.i2p is None:
+            return f"it is reachable only through I2P and {self.i2p_problem}"
         return f"it offers {', '.join(kinds)} and [connections] tcp = disabled"
 
     async def ensure_tor(self) -> None:
@@ -135,10 +146,56 @@ class Networks:
             return self.launched.control, cookie or self.launched.cookie_file
         return await find_control(self.env, self.node.section("tor")), cookie
 
+    async def ensure_i2p(self) -> None:
+        """Find the SAM bridge now; a node that must use I2P fails without it."""
+        if self.i2p is not None or self.node is None:
+            return
+        settings = i2p_settings({"i2p": self.node.section("i2p")})
+        if not settings.enabled:
+            self.i2p_problem = "[i2p] enabled = false"
+            return
+        from veil.adapters.net.i2p import I2PProvider, find_sam
+        from veil.formats.tor_settings import parse_endpoint
+
+        try:
+            endpoint = await find_sam(
+                parse_endpoint(settings.sam_port), explicit=settings.sam_explicit
+            )
+        except ConfigError as exc:
+            if settings.required:
+                raise ConfigError(
+                    f"{exc} — this node is set to use I2P, so it will not start", hint=exc.hint
+                ) from None
+            self.i2p_problem = str(exc)
+            return
+        self.i2p = I2PProvider(endpoint)
+
     async def close(self) -> None:
+        if isinstance(self.i2p, _Closable):
+            await self.i2p.close()
         if self.launched is not None:
             await self.launched.stop()
             self.launched = None
+
+
+def is_i2p(nurl: NURL) -> bool:
+    """``pb+i2p://`` NURLs and any ``.i2p`` name: never given to TCP or Tor."""
+    return nurl.scheme == I2P_SCHEME or (
+        is_anonymous_host(nurl.host) and not is_onion_host(nurl.host)
+    )
+
+
+def _anonymous_order(pair: tuple[NURL, NetworkProvider]) -> int:
+    """Onion over Tor first, then I2P, then the rest (TCP through Tor)."""
+    nurl, provider = pair
+    if provider.name == "tor" and nurl.scheme == TOR_SCHEME:
+        return 0
+    return 1 if provider.name == "i2p" else 2
+
+
+@runtime_checkable
+class _Closable(Protocol):
+    async def close(self) -> None: ...
 
 
 async def networks_for(
@@ -164,4 +221,12 @@ async def networks_for(
     )
     if anonymous or need_tor or tcp_mode == "tor":
         await networks.ensure_tor()
+    await _ensure_i2p_if_needed(networks, node)
     return networks
+
+
+async def _ensure_i2p_if_needed(networks: Networks, node: NodeDirectory) -> None:
+    """I2P at once for a node set to use it, or one with an I2P introducer."""
+    intro_i2p = any(I2P_SCHEME + ":" in text for text in node.introducers().values())
+    if i2p_settings({"i2p": node.section("i2p")}).required or intro_i2p:
+        await networks.ensure_i2p()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from veil.adapters.http.storage_client import HttpStorageClient
-from veil.adapters.net.connection_policy import TOR_SCHEME, Networks, networks_for
+from veil.adapters.net.connection_policy import TOR_SCHEME, Networks, is_i2p, networks_for
 from veil.adapters.net.tcp import NetworkProvider
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError, VeilError
@@ -85,6 +85,15 @@ def needs_tor(server_id: str, ann: dict[str, Any]) -> bool:
     except VeilError:
         return False
     return bool(nurls) and all(n.scheme == TOR_SCHEME for n in nurls)
+
+
+def needs_i2p(server_id: str, ann: dict[str, Any]) -> bool:
+    """True when the server can be reached only through I2P."""
+    try:
+        nurls = server_nurls(server_id, ann)
+    except VeilError:
+        return False
+    return bool(nurls) and all(is_i2p(n) for n in nurls)
 
 
 def storage_client_for(
@@ -197,6 +206,8 @@ async def open_client(
     servers = await known_servers(node, networks)
     if any(needs_tor(s, a) for s, a in servers.items()):
         await networks.ensure_tor()
+    if any(needs_i2p(s, a) for s, a in servers.items()):
+        await networks.ensure_i2p()
     static = node.servers()
     clients = []
     for sid, ann in servers.items():
@@ -213,7 +224,7 @@ async def open_client(
             if sid in static:
                 raise  # the user's own servers.yaml: say what is wrong
             log.warning("ignoring server %s: %s", sid[:16], exc)
-    over_tor = any(c.via == "tor" for c in clients)
+    over_tor = any(c.via in ("tor", "i2p") for c in clients)
     broker = StorageBroker(clients, patience=TOR_PATIENCE if over_tor else PATIENCE)
     try:
         yield Client(node, broker, node.encoding_parameters(), servers)

@@ -130,11 +130,12 @@ async def _request(
 ) -> bytes:
     url = f"https://{nurl.host}:{nurl.port}/introducer/v1{path}"
     provider = _provider(nurl, networks)
-    where = "(via tor)" if provider.name == "tor" else f"{nurl.host}:{nurl.port}"
+    anonymous = provider.name in ("tor", "i2p")
+    where = f"(via {provider.name})" if anonymous else f"{nurl.host}:{nurl.port}"
     connector = provider.connector(
         host=nurl.host, port=nurl.port, tls=SpkiPin(nurl.spki_hash), isolation_key=name
     )
-    timeout = TOR_TIMEOUT if provider.name == "tor" else TIMEOUT
+    timeout = TOR_TIMEOUT if anonymous else TIMEOUT
     # a fixed, neutral header set (no User-Agent): see veil.adapters.http.routes
     headers = {
         "Authorization": _auth(nurl.swissnum),

@@ -23,6 +23,8 @@ def _address(server: Any, show: bool) -> str:
     host = server.nurl.host
     if host.endswith(".onion") and not show:
         return "(onion address hidden)"
+    if host.endswith(".i2p") and not show:
+        return "(i2p address hidden)"
     return f"{host}:{server.nurl.port}"
 
 

@@ -34,13 +34,25 @@ def _add_tor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--listen",
         default=None,
-        help="how others reach this node: tcp, tor (an onion service), tcp,tor, or none "
+        help="how others reach this node: tcp, tor (an onion service), i2p (an I2P "
+        "destination), a comma-separated mix such as tor,i2p, or none "
         "(default: tcp, or tor with --hide-ip)",
     )
     p.add_argument(
         "--hide-ip",
         action="store_true",
-        help="never reveal this node's IP address: connect only through Tor",
+        help="never reveal this node's IP address: connect only through Tor or I2P",
+    )
+    p.add_argument(
+        "--networks",
+        default=None,
+        help="the anonymity networks this node connects through: tor, i2p or tor,i2p "
+        "(default: those named in --listen, else tor)",
+    )
+    p.add_argument(
+        "--i2p-sam-port",
+        default=None,
+        help="the I2P router's SAM bridge (default tcp:127.0.0.1:7656)",
     )
     p.add_argument(
         "--tor-control-port",
@@ -94,13 +106,13 @@ def _listen(args: argparse.Namespace) -> set[str]:
     default = "none" if getattr(args, "client_only", False) else "tor" if args.hide_ip else "tcp"
     text = args.listen or default
     chosen = {w.strip() for w in text.split(",") if w.strip()}
-    unknown = chosen - {"tcp", "tor", "none"}
+    unknown = chosen - {"tcp", "tor", "i2p", "none"}
     if unknown or not chosen or ("none" in chosen and len(chosen) > 1):
-        raise UsageError(f"--listen={text}: choose tcp, tor, tcp,tor or none")
+        raise UsageError(f"--listen={text}: choose tcp, tor, i2p, a mix such as tor,i2p, or none")
     if args.hide_ip and "tcp" in chosen:
         raise UsageError(
             "--listen=tcp would publish this node's IP address, which --hide-ip forbids",
-            hint="use --listen=tor (an onion service) or --listen=none",
+            hint="use --listen=tor (an onion service), --listen=i2p or --listen=none",
         )
     webport = getattr(args, "webport", None)
     if args.hide_ip and webport and webport != "none" and "interface=127.0.0.1" not in webport:
@@ -119,9 +131,14 @@ def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[st
     from veil.formats.onion import OnionKey
     from veil.formats.tor_settings import parse_endpoint
 
+    networks = _networks(args, listen)
     if args.hide_ip:
         node.config["node"]["reveal-IP-address"] = "false"
-        node.config["connections"] = {"tcp": "tor"}
+        node.config["connections"] = {"tcp": "tor" if "tor" in networks else "disabled"}
+    if "i2p" in networks or "i2p" in listen:
+        _write_i2p(node, args, listen)
+    if args.hide_ip and "tor" not in networks:
+        node.config["tor"] = {"enabled": "false"}
     if "tor" in listen:
         tor = {
             "onion": "true",
@@ -140,8 +157,64 @@ def _write_network(node: NodeDirectory, args: argparse.Namespace, listen: set[st
             if "tcp" in listen and host and node.config.getboolean(section, "enabled"):
                 hints.insert(0, f"tcp:{host}:{node.config.get(section, 'port')}")
         node.config["node"]["tub.location"] = ",".join(hints)
+    if "i2p" in listen:
+        i2p_hint = node.config["i2p"].pop("_hint")
+        location = node.config["node"].get("tub.location", "")
+        node.config["node"]["tub.location"] = ",".join(filter(None, [location, i2p_hint]))
     node.save_config()
     NodeDirectory(node.path).require_network_allowed()  # what we wrote must pass
+
+
+def _networks(args: argparse.Namespace, listen: set[str]) -> set[str]:
+    """The anonymity networks to connect through (--networks, or from --listen)."""
+    if args.networks is None:
+        named = listen & {"tor", "i2p"}
+        return named or {"tor"}
+    chosen = {w.strip() for w in args.networks.split(",") if w.strip()}
+    if not chosen or chosen - {"tor", "i2p"}:
+        raise UsageError(f"--networks={args.networks}: choose tor, i2p or tor,i2p")
+    if "tor" in listen and "tor" not in chosen:
+        raise UsageError("--listen=tor needs Tor: add tor to --networks")
+    return chosen
+
+
+def _write_i2p(node: NodeDirectory, args: argparse.Namespace, listen: set[str]) -> None:
+    """[i2p] for --networks=i2p and --listen=i2p. The destination key is made
+    by the router's SAM bridge now, so the address is announced from the start."""
+    import asyncio
+
+    from veil.adapters.net.sam_client import generate_destination
+    from veil.adapters.node.nodedir import write_private
+    from veil.errors import ConfigError
+    from veil.formats import sam
+    from veil.formats.i2p_settings import DEFAULT_DEST_PORT, DEFAULT_KEY_FILE
+    from veil.formats.tor_settings import parse_endpoint
+
+    i2p = {"enabled": "true"}
+    if args.i2p_sam_port:
+        parse_endpoint(args.i2p_sam_port)
+        i2p["sam.port"] = args.i2p_sam_port
+    if "i2p" in listen:
+        endpoint = parse_endpoint(args.i2p_sam_port or "tcp:127.0.0.1:7656")
+        try:
+            key = asyncio.run(generate_destination(endpoint))
+        except VeilError as exc:
+            raise ConfigError(
+                f"--listen=i2p needs a running I2P router to make the destination: {exc}",
+                hint="start i2pd (SAM on 127.0.0.1:7656) or give --i2p-sam-port, remove "
+                f"{node.path} and create it again",
+            ) from None
+        write_private(node.private / "i2p_dest.privkey", key + "\n")
+        address = sam.b32_address(sam.destination_of_private_key(key))
+        i2p.update(
+            {
+                "dest": "true",
+                "dest.port": str(DEFAULT_DEST_PORT),
+                "dest.private_key_file": DEFAULT_KEY_FILE,
+                "_hint": f"i2p:{address}:{DEFAULT_DEST_PORT}",
+            }
+        )
+    node.config["i2p"] = i2p
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,7 +261,7 @@ def run_introducer(args: argparse.Namespace) -> int:
     path = Path(args.directory or args.node_directory)
     listen = _listen(args)
     if not listen:
-        raise UsageError("an introducer must listen: --listen=tcp, tor or tcp,tor")
+        raise UsageError("an introducer must listen: --listen=tcp, tor, i2p or a mix")
     from veil.adapters.node.creation import free_port
     from veil.formats.config_schema import is_host
 
