@@ -168,6 +168,8 @@ async def browse_html(request: web.Request, node_dir: Path) -> web.Response:
             "of the same name</label> <button>Upload</button>",
             multipart=True,
         )
+        + '<p class="hint">On Tails, Tor Browser can open and save files only in the '
+        "Tor Browser folder (or Persistent/Tor Browser): copy a file there first.</p>"
         + "<h2>New folder</h2>"
         + form(
             request,
