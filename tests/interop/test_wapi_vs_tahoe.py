@@ -290,3 +290,16 @@ def test_background_operations_are_the_same(both: tuple[str, str]) -> None:
         left, right = (_finished(url, handle) for url in both)
         assert left["finished"] and right["finished"]
         assert _sorted(left) == _sorted(right), t
+
+
+def test_welcome_json_is_the_same(both: tuple[str, str]) -> None:
+    left, right = (http("GET", url + "/?t=json").json() for url in both)
+    assert left["introducers"] == right["introducers"]
+
+    def servers(doc: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        return {
+            s["nodeid"]: (s["connection_status"], s["nickname"], s["version"], sorted(s))
+            for s in doc["servers"]
+        }
+
+    assert servers(left) == servers(right)
