@@ -148,3 +148,17 @@ def _form(fields: dict[str, tuple[str, bytes] | str]) -> tuple[bytes, str]:
 def test_statistics(gateway: str) -> None:
     answer = http("GET", f"{gateway}/statistics?t=json")
     assert answer.status == 200 and "stats" in answer.json()
+
+
+def test_status_lists_uploads_and_downloads(gateway: str) -> None:
+    data = os.urandom(200_000)
+    cap = http("PUT", gateway + "/uri", data).text
+    http("GET", f"{gateway}/uri/{cap}")
+    status = http("GET", gateway + "/status?t=json").json()
+    assert status["active"] == []
+    recent = status["recent"][:2]
+    assert [r["type"] for r in recent] == ["download", "upload"]
+    for row in recent:
+        assert row["status"] == "Finished" and row["progress"] == 1.0
+        assert row["total-size"] == len(data) and len(row["storage-index-string"]) == 26
+    assert "URI:" not in http("GET", gateway + "/status?t=json").text

@@ -10,7 +10,8 @@ IP address (``veil.formats.tor_settings.privacy_problems`` stops start-up
 first) and warned about otherwise; there is no access log, so no cap in a URL
 is ever logged. Routes: ``/?t=json`` (welcome), ``/uri…`` (``wapi_paths``,
 ``wapi_files``, ``wapi_directories``), ``/file/``, ``/named/``,
-``/operations/`` (``wapi_operations``), ``/statistics``, ``/private/``
+``/operations/`` (``wapi_operations``), ``/statistics``, ``/status``
+(``wapi_status``), ``/private/``
 (``private_token``).
 """
 
@@ -106,6 +107,8 @@ def make_app(session: GatewaySession) -> web.Application:
     app.router.add_get("/file/{tail:.*}", named)
     app.router.add_get("/named/{tail:.*}", named)
     app.router.add_get("/statistics", statistics)
+    app.router.add_get("/status", session.transfers.handle)
+    app.router.add_get("/status/", session.transfers.handle)
     app.router.add_route("*", "/operations/{handle}", operations.handle)
     private_token.add_routes(app, node_dir)
 

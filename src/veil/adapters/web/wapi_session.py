@@ -27,15 +27,22 @@ from cryptography.hazmat.primitives.serialization import load_der_private_key
 from veil.adapters.node.client_session import Client, open_client
 from veil.adapters.web.wapi_errors import WebError, existing_child, no_such_child
 from veil.adapters.web.wapi_nodes import Node
+from veil.adapters.web.wapi_status import Transfers
 from veil.errors import VeilError
-from veil.formats import dirnode
+from veil.formats import base32, cap_display, dirnode
 from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, CHKVerifyCap, LiteralCap, UnknownCap
 from veil.formats.dirnode import Entry
 from veil.services.directories import Directories, entry_for, linked
 from veil.services.mutable.files import MutableFiles
 
-Replace = bool | str  # True, False or "only-files"
+Replace = bool | str
+
+
+def cap_display_si(cap: object) -> str:
+    """The storage index of a cap, base32 (public: every server knows it)."""
+    si = cap_display.storage_index(cap)
+    return base32.b2a(si) if si else ""  # True, False or "only-files"
 
 
 def signing_key_arg(text: str | None) -> rsa.RSAPrivateKey | None:
@@ -80,6 +87,7 @@ class GatewaySession:
         self._stack = AsyncExitStack()
         self._client: Client | None = None
         self._lock = asyncio.Lock()
+        self.transfers = Transfers()
 
     async def client(self) -> Client:
         if self._client is None:
@@ -105,7 +113,10 @@ class GatewaySession:
 
     async def upload(self, f: BinaryIO, size: int) -> str:
         c = await self.client()
-        return (await c.uploader().upload_file(f, size)).cap.to_string()
+        with self.transfers.track("upload", size) as transfer:
+            result = await c.uploader(progress=transfer.advance).upload_file(f, size)
+            transfer.storage_index = cap_display_si(result.cap)
+        return result.cap.to_string()
 
     async def create_mutable(
         self, data: bytes, fmt: str, key: rsa.RSAPrivateKey | None = None
@@ -146,8 +157,10 @@ class GatewaySession:
             yield cap.data[offset : offset + length]
             return
         c = await self.client()
-        async for chunk in c.downloader().stream(cap, offset, length):
-            yield chunk
+        with self.transfers.track("download", length, cap_display_si(cap)) as transfer:
+            async for chunk in c.downloader().stream(cap, offset, length):
+                transfer.advance(len(chunk))
+                yield chunk
 
     # -- directories ----------------------------------------------------------------
 
