@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import functools
 import hmac
 import logging
@@ -60,6 +61,9 @@ MAX_MUTABLE_READ = 64 * 1024 * 1024  # one ranged read of a mutable share
 OCTETS = "application/octet-stream"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
+
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class StorageHTTPApp:
@@ -120,7 +124,10 @@ class StorageHTTPApp:
             return text(exc.status, str(exc))
         except OSError as exc:
             log.error("storage I/O error: %s", exc)
-            return text(507, "the server could not store the data")
+            if exc.errno in _NO_SPACE:
+                return text(507, "the server could not store the data: its storage is full")
+            # a failing disk or object store: the client tries another server
+            return text(503, "the server's storage is not working; try another server")
         except VeilError as exc:  # a fault of the server's own data: one line, no traceback
             log.error("storage request %s failed: %s", request.match_info.route.name or "", exc)
             return text(500, "the server could not read its data")
