@@ -170,3 +170,11 @@ def test_gateway_binds_loopback_unless_told(caplog: pytest.LogCaptureFixture) ->
     assert "prefer interface=127.0.0.1" in caplog.text
     with pytest.raises(ConfigError):
         parse_web_port("tcp:99999")
+
+
+def test_filename_cannot_inject_headers(gateway: tuple[str, Path]) -> None:
+    url, _ = gateway
+    cap = http("PUT", url + "/uri", b"x" * 100).text
+    answer = http("GET", f"{url}/uri/{cap}?save=true&filename=a%22%0d%0aSet-Cookie:%20x=1")
+    assert answer.status == 200 and "Set-Cookie" not in answer.headers
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="a\\"Set-Cookie: x=1"'

@@ -150,7 +150,8 @@ async def read_file(
     if encoding:
         headers["Content-Encoding"] = encoding
     if args.flag("save"):
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        shown = "".join(c for c in filename if c >= " " and c != "\x7f").replace('"', '\\"')
+        headers["Content-Disposition"] = f'attachment; filename="{shown}"'
     if etag:
         headers["ETag"] = etag
     f = node.file
