@@ -282,7 +282,13 @@ def _finished(url: str, handle: str) -> dict[str, Any]:
 def test_background_operations_are_the_same(both: tuple[str, str]) -> None:
     root = tree(both, "tahoe")
     for n, (t, extra) in enumerate(
-        [("start-manifest", ""), ("start-deep-check", ""), ("start-deep-check", "&repair=true")]
+        [
+            ("start-manifest", ""),
+            ("start-deep-stats", ""),
+            ("start-deep-size", ""),
+            ("start-deep-check", ""),
+            ("start-deep-check", "&repair=true"),
+        ]
     ):
         handle = f"op-{n}-{os.urandom(4).hex()}"
         a, b = ask(both, "POST", f"/uri/{root}?t={t}&ophandle={handle}{extra}", b"")

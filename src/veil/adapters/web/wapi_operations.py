@@ -13,7 +13,7 @@ call ``veil.services.checker.check`` once per object and answer in Tahoe's
 shapes (``json_check_results``, ``json_check_and_repair_results``);
 ``t=start-deep-check&ophandle=H`` runs them in the background (results at
 ``/operations/H`` in Tahoe's deep-check JSON, ``wapi_deep_check``);
-``start-deep-size`` and ``start-deep-stats`` answer 501.
+``start-deep-stats`` and ``start-deep-size`` give the manifest's totals only.
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ class Operation:
 
     def status_json(self) -> dict[str, Any]:
         """Tahoe's ``ManifestResults`` / ``DeepCheckResultsRenderer`` JSON."""
+        if self.kind == "deep-stats":
+            return {**self.stats.result(), "finished": self.finished}
+        if self.kind == "deep-size":
+            return {"finished": self.finished, "size": self.stats.result()}
         if self.kind.startswith("deep-check"):
             from veil.adapters.web.wapi_deep_check import deep_check_json
 
@@ -183,13 +187,18 @@ class Operations:
                 break
             del self.ops[oldest]
 
-    def start_manifest(self, session: GatewaySession, handle: str, node: Node) -> None:
+    def start_manifest(
+        self, session: GatewaySession, handle: str, node: Node, kind: str = "manifest"
+    ) -> None:
+        """A manifest (or, with ``kind`` deep-stats / deep-size, only its totals)."""
+
         async def work(op: Operation) -> None:
             async for path, here in walk(session, node, op.stats):
                 op.stats.add_node(here)
-                op.manifest.append(manifest_line(path, here))
+                if kind == "manifest":
+                    op.manifest.append(manifest_line(path, here))
 
-        op = Operation("manifest")
+        op = Operation(kind)
         op.root_si = node.storage_index_text()
         self.start(handle, op, work)
 
@@ -236,12 +245,12 @@ async def directory_operation(
     t = args.t
     if t == "stream-manifest":
         return await stream_manifest(session, request, node)
-    if t == "start-manifest":
+    if t in ("start-manifest", "start-deep-stats", "start-deep-size"):
         handle = args.get("ophandle")
         if not handle:
             raise WebError("slow operation requires ophandle=", 400)
         ops: Operations = request.app["veil.operations"]
-        ops.start_manifest(session, handle, node)
+        ops.start_manifest(session, handle, node, t.removeprefix("start-"))
         raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
     if t == "start-deep-check":
         handle = args.get("ophandle")
