@@ -21,6 +21,7 @@ from veil.adapters.node.relay_links import (
 )
 from veil.errors import ConfigError
 from veil.formats.relay_protocol import ExternalRelay, parse_relay_entry, secret_text
+from veil.formats.tor_settings import privacy_problems
 from veil.frontends.cli.main import main
 
 
@@ -146,3 +147,13 @@ def test_a_node_hiding_its_ip_tunnels_only_through_tor(tmp_path: Path) -> None:
         relays_through_tor(NodeDirectory(node))
     (node / "tahoe.cfg").write_text(hidden)
     assert relays_through_tor(NodeDirectory(node)) is True
+
+
+def test_hiding_the_ip_a_server_may_be_reached_through_relays_only() -> None:
+    hidden = {"node": {"reveal-IP-address": "false"}, "connections": {"tcp": "tor"}}
+    alone = privacy_problems({**hidden, "storage": {}})
+    assert any("would be reached at its IP address" in p for p in alone)
+    relayed = privacy_problems({**hidden, "storage": {"relays": "alice"}})
+    assert not any("would be reached at its IP address" in p for p in relayed)
+    direct = privacy_problems({**hidden, "storage": {"relays": "alice", "relays.tor": "false"}})
+    assert any("relays.tor = false would tell every relay" in p for p in direct)

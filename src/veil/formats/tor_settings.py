@@ -163,13 +163,19 @@ def privacy_problems(sections: Mapping[str, Mapping[str, str]]) -> list[str]:
             "it reveals this machine's address; announce only tor:NAME.onion:PORT locations"
         )
     onion = _flag(tor, "onion", False)
+    relayed = bool(storage.get("relays", "").strip())  # reached through relays, over Tor
+    if relayed and not _flag(storage, "relays.tor", True):
+        problems.append(
+            "[storage] relays.tor = false would tell every relay this node's IP address; "
+            "remove it (tunnels to relays then go through Tor)"
+        )
     for name, section, enabled in (
         ("storage", storage, _flag(storage, "enabled", True)),
         ("introducer", intro, _flag(intro, "enabled", False)),
     ):
         if not enabled:
             continue
-        if not onion and not over_i2p.dest:
+        if not onion and not over_i2p.dest and not (relayed and name == "storage"):
             problems.append(
                 f"this node runs a {name} server, which would be reached at its IP address; "
                 "make it an onion service ([tor] onion = true; 'veil create-node --listen=tor "
