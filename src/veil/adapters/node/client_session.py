@@ -224,6 +224,7 @@ async def open_client(
             if sid in static:
                 raise  # the user's own servers.yaml: say what is wrong
             log.warning("ignoring server %s: %s", sid[:16], exc)
+    await networks.prepare_i2p([c.server_id for c in clients if c.via == "i2p"])
     over_tor = any(c.via in ("tor", "i2p") for c in clients)
     broker = StorageBroker(clients, patience=TOR_PATIENCE if over_tor else PATIENCE)
     try:
