@@ -26,6 +26,7 @@ in that order. ``choose`` is the first of them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,14 @@ class Networks:
             self.i2p_problem = str(exc)
             return
         self.i2p = I2PProvider(endpoint)
+
+    async def prepare_i2p(self, server_ids: Sequence[str]) -> None:
+        """Make the SAM sessions of these I2P servers now, together: each builds
+        its tunnels (20 s on i2pd 2.45), which no request's timeout should pay.
+        A failure is left for the server's first request to report."""
+        session = getattr(self.i2p, "session", None)
+        if session is not None and server_ids:
+            await asyncio.gather(*(session(sid) for sid in server_ids), return_exceptions=True)
 
     async def close(self) -> None:
         if isinstance(self.i2p, _Closable):

@@ -43,6 +43,28 @@ async def destination_key(node: NodeDirectory, relative: str, endpoint: Endpoint
     return key
 
 
+def prewarm_introducer_sessions(node: NodeDirectory, provider: object) -> None:
+    """Start the SAM sessions for announcing to I2P introducers now, while the
+    node's own destinations are being made (each takes tunnels' time)."""
+    session = getattr(provider, "session", None)
+    if session is None:
+        return
+    for petname, text in node.introducers().items():
+        if text.startswith("pb+i2p:"):
+            task = asyncio.ensure_future(session(petname))
+            _warming.add(task)
+            task.add_done_callback(_settled)
+
+
+_warming: set[asyncio.Task[Any]] = set()
+
+
+def _settled(task: asyncio.Task[Any]) -> None:
+    _warming.discard(task)
+    if not task.cancelled():
+        task.exception()  # reported again, in words, when the announcement is sent
+
+
 def address_of(key: str) -> str:
     return sam.b32_address(sam.destination_of_private_key(key))
 
@@ -78,10 +100,11 @@ async def start_i2p_destinations(
     wanted: list[tuple[str, str, Any, ssl.SSLContext | None]] = []
     if storage is not None:
         wanted.append(("storage", settings.key_file, storage.runner.server, None))
-    if introducer is not None:
-        wanted.append(("introducer", INTRODUCER_KEY_FILE, introducer.runner.server, context))
+    if introducer is not None:  # its own destination when the node also runs storage
+        key_file = INTRODUCER_KEY_FILE if storage is not None else settings.key_file
+        wanted.append(("introducer", key_file, introducer.runner.server, context))
     keys = [await destination_key(node, key_file, endpoint) for _, key_file, _, _ in wanted]
-    if storage is not None and recorded and address_of(keys[0]) not in recorded:
+    if keys and recorded and address_of(keys[0]) not in recorded:
         raise ConfigError(
             "the I2P key in private/ does not match the I2P address in tahoe.cfg",
             hint="the key file was replaced; restore it or create the node again",

@@ -222,8 +222,13 @@ class StorageNode:
         return self.node.get_bool("i2p", "dest", False)
 
     async def _start_i2p(self, context: Any) -> None:
-        from veil.adapters.node.i2p_destinations import start_i2p_destinations
+        from veil.adapters.node.i2p_destinations import (
+            prewarm_introducer_sessions,
+            start_i2p_destinations,
+        )
 
+        if self.networks is not None:
+            prewarm_introducer_sessions(self.node, self.networks.i2p)
         self.i2p = await start_i2p_destinations(self.node, self.http, self.introducer, context)
 
     def _tcp_host(self, section: str) -> str | None:
