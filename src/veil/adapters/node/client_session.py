@@ -133,6 +133,7 @@ class Client:
     broker: StorageBroker
     params: EncodingParameters
     announcements: dict[str, dict[str, Any]]
+    networks: Networks | None = None  # how servers are reached (for servers found later)
 
     def lease_secret(self) -> bytes:
         return self.node.lease_secret()
@@ -228,7 +229,7 @@ async def open_client(
     over_tor = any(c.via in ("tor", "i2p") for c in clients)
     broker = StorageBroker(clients, patience=TOR_PATIENCE if over_tor else PATIENCE)
     try:
-        yield Client(node, broker, node.encoding_parameters(), servers)
+        yield Client(node, broker, node.encoding_parameters(), servers, networks)
     finally:
         await broker.close()
         await networks.close()

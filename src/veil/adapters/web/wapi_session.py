@@ -3,7 +3,8 @@
 ``GatewaySession`` opens ``veil.adapters.node.client_session.open_client`` once,
 at the first request (so a node that is also the introducer has started it
 first), and keeps it for the gateway's lifetime: one broker, one set of
-connections, however many requests. What it adds over the services is only
+connections, however many requests (servers announced later are added every
+``REFRESH`` seconds). What it adds over the services is only
 Tahoe's web semantics: walking a path one name at a time (``No such child``),
 making missing intermediate directories on the way (PUT and POST do, as
 Tahoe), linking with ``replace=`` (true, false, only-files), and reading a file
@@ -15,6 +16,8 @@ of any kind. Directory changes go through ``veil.services.directories``
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from base64 import urlsafe_b64decode
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
@@ -24,7 +27,14 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from veil.adapters.node.client_session import Client, open_client
+from veil.adapters.node.client_session import (
+    Client,
+    foolscap_only,
+    known_servers,
+    needs_tor,
+    open_client,
+    storage_client_for,
+)
 from veil.adapters.web.wapi_errors import WebError, existing_child, no_such_child
 from veil.adapters.web.wapi_nodes import Node
 from veil.adapters.web.wapi_status import Transfers
@@ -37,6 +47,8 @@ from veil.services.directories import Directories, entry_for, linked
 from veil.services.mutable.files import MutableFiles
 
 Replace = bool | str
+REFRESH = 300.0  # seconds between asking the introducers again
+log = logging.getLogger(__name__)
 
 
 def cap_display_si(cap: object) -> str:
@@ -82,11 +94,14 @@ def check_name(name: str) -> str:
 
 
 class GatewaySession:
-    def __init__(self, node_dir: Path) -> None:
+    def __init__(self, node_dir: Path, *, refresh: float = REFRESH) -> None:
         self.node_dir = node_dir
+        self.refresh_every = refresh
         self._stack = AsyncExitStack()
         self._client: Client | None = None
         self._lock = asyncio.Lock()
+        self._heard_at = 0.0
+        self._refreshing: asyncio.Future[None] | None = None
         self.transfers = Transfers()
 
     async def client(self) -> Client:
@@ -94,9 +109,41 @@ class GatewaySession:
             async with self._lock:
                 if self._client is None:
                     self._client = await self._stack.enter_async_context(open_client(self.node_dir))
+                    self._heard_at = time.monotonic()
+        elif time.monotonic() - self._heard_at > self.refresh_every and self._refreshing is None:
+            self._heard_at = time.monotonic()
+            self._refreshing = asyncio.ensure_future(self.refresh())
         return self._client
 
+    async def refresh(self) -> None:
+        """Add the servers announced since the session opened (Tahoe's clients keep
+        hearing their introducers; the gateway asks again every ``refresh`` seconds)."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            if client.networks is None or not client.node.introducers():
+                return
+            heard = await known_servers(client.node, client.networks)
+            present = {s.server_id for s in client.broker.servers}
+            for sid, ann in heard.items():
+                if sid in present or foolscap_only(ann):
+                    continue
+                try:
+                    if needs_tor(sid, ann):
+                        await client.networks.ensure_tor()
+                    client.broker.add(storage_client_for(sid, ann, client.networks))
+                    client.announcements[sid] = ann
+                except VeilError as exc:
+                    log.warning("ignoring server %s: %s", sid[:16], exc)
+        except VeilError as exc:
+            log.warning("could not hear the introducers again: %s", exc)
+        finally:
+            self._refreshing = None
+
     async def close(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
         await self._stack.aclose()
         self._client = None
 
