@@ -202,3 +202,25 @@ async def test_literal_caps_are_healthy_without_a_storage_index() -> None:
     session, _ = grid()
     report = await check(session, "URI:LIT:nbswy3dp")
     assert report.to_tahoe_json() == {"storage-index": "", "results": {"healthy": True}}
+
+
+async def test_shares_crowded_on_one_server_are_spread_to_reach_happiness() -> None:
+    session, clients = grid()
+    for c in clients[1:]:
+        c.fail = True
+    up = Uploader(
+        session.broker,
+        EncodingParameters(2, 1, 6),
+        lease_secret=session.lease_secret(),
+        convergence_secret=b"c" * 16,
+    )
+    result = await up.upload_bytes(os.urandom(50_000))
+    assert isinstance(result.cap, CHKReadCap)
+    for c in clients[1:]:
+        c.fail = False
+    report = await check(session, result.cap, repair=True)
+    assert report.pre.healthy and report.pre.happiness == 1  # all N shares, one server
+    assert report.repair_attempted and report.post is not None
+    assert report.post.happiness >= PARAMS.happy
+    clients[0].fail = True
+    assert len(await Downloader(session.broker).download_bytes(result.cap)) == 50_000
