@@ -104,6 +104,14 @@ def test_check_verify_repair_on_a_real_grid(
         assert "post-repair: 3 healthy, 0 unhealthy" in veil("deep-check", "--repair", "tahoe:")
         summary = veil("deep-check", "--verify", "tahoe:")
         assert summary == "done: 3 objects checked, 3 healthy, 0 unhealthy\n"
+        # a renewal cap follows the tree once the owner refreshes its list
+        renewal_cap = veil("renewal", "create", "tahoe:").strip()
+        first_count = json.loads(veil("renew", renewal_cap, "--json"))["count-objects-checked"]
+        (tmp_path / "g.bin").write_bytes(os.urandom(5000))
+        veil("cp", str(tmp_path / "g.bin"), "tahoe:d/g.bin")
+        assert "now name 4 objects" in veil("renewal", "refresh", "--all")
+        renewed = json.loads(veil("renew", renewal_cap, "--json"))
+        assert renewed["count-objects-checked"] == first_count + 1
         veil("check", "URI:CHK:nonsense", code=1)
     finally:
         subprocess.run([*GRID, "stop", str(grid)], check=True, capture_output=True)

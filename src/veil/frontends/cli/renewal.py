@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.set_defaults(func=run_create)
     r = rsub.add_parser("refresh", help="publish a new verify-cap list (after a backup)")
     r.add_argument("--name", default="default")
+    r.add_argument("--all", action="store_true", help="every renewal cap this node made")
     r.set_defaults(func=run_refresh)
     n = sub.add_parser("renew", help="renew, check and repair a tree from its renewal cap")
     n.add_argument("cap", nargs="?", help="the renewal cap (or use --cap-file)")
@@ -72,10 +73,13 @@ def _save(node_dir: Path, state: dict[str, Any]) -> None:
 
 
 async def _publish(client: Client, root: Any, pointer: Any) -> tuple[Any, int]:
+    from veil.services.checker import check
     from veil.services.renewal import listing
 
     caps = await listing.collect(client.directories(), root)
     pointer, _ = await listing.publish(client.uploader(), client.mutable_files(), pointer, caps)
+    # the friend cannot place the pointer's shares anew: make it whole while we can
+    await check(client, pointer, repair=True)
     return pointer, len(caps)
 
 
@@ -108,20 +112,31 @@ async def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _refresh(args: argparse.Namespace) -> int:
-    from veil.adapters.node.client_session import open_client
+async def refresh_all(client: Client, node_dir: Path, names: list[str] | None = None) -> int:
+    """Publish a new verify-cap list for each renewal cap (``names``: all); backups
+    call this after each snapshot so friends renew it too. Returns objects listed."""
     from veil.formats import mutable_caps as mc
 
+    state = _state(node_dir)
+    total = 0
+    for name in names if names is not None else sorted(state):
+        entry = state.get(name)
+        if not isinstance(entry, dict):
+            raise UsageError(f"no renewal cap named {name!r}", hint="veil renewal create first")
+        root, pointer = mc.parse_user_cap(entry["root"]), mc.parse_ssk(entry["pointer"])
+        if not isinstance(root, mc.DirCap) or not isinstance(pointer, mc.SSKWriteCap):
+            raise VeilError(f"{node_dir / 'private' / STATE} is damaged")
+        total += (await _publish(client, root, pointer))[1]
+    return total
+
+
+async def _refresh(args: argparse.Namespace) -> int:
+    from veil.adapters.node.client_session import open_client
+
     node_dir = Path(args.node_directory)
-    entry = _state(node_dir).get(args.name)
-    if not isinstance(entry, dict):
-        raise UsageError(f"no renewal cap named {args.name!r}", hint="veil renewal create first")
-    root, pointer = mc.parse_user_cap(entry["root"]), mc.parse_ssk(entry["pointer"])
-    if not isinstance(root, mc.DirCap) or not isinstance(pointer, mc.SSKWriteCap):
-        raise VeilError(f"{node_dir / 'private' / STATE} is damaged")
     async with open_client(node_dir) as client:
-        _, count = await _publish(client, root, pointer)
-    sys.stdout.write(f"renewal list of {args.name!r} now names {count} objects\n")
+        count = await refresh_all(client, node_dir, None if args.all else [args.name])
+    sys.stdout.write(f"renewal lists now name {count} objects\n")
     return 0
 
 
