@@ -112,6 +112,20 @@ def test_check_verify_repair_on_a_real_grid(
         assert "now name 4 objects" in veil("renewal", "refresh", "--all")
         renewed = json.loads(veil("renew", renewal_cap, "--json"))
         assert renewed["count-objects-checked"] == first_count + 1
+        # an always-on box (here a storage node) keeps the cap and veil run renews it
+        box = grid / "storage-05"
+        code = main(["-d", str(box), "renew", "--keep", "--every", "1 second", renewal_cap])
+        assert code == 0, capsys.readouterr().err
+        capsys.readouterr()
+        _stop(box)
+        subprocess.run([*GRID, "start", str(grid), "--servers", "6", *shares], check=True)
+        status = box / "private" / "renewals-held.json"
+        deadline = time.monotonic() + 60
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (counts,) = json.loads(status.read_text()).values()
+        assert counts["count-objects-checked"] == first_count + 1
+        assert "URI:VEIL-RENEWAL:" not in (box / "logs" / "veil.log").read_text()
         veil("check", "URI:CHK:nonsense", code=1)
     finally:
         subprocess.run([*GRID, "stop", str(grid)], check=True, capture_output=True)

@@ -40,6 +40,7 @@ from veil.adapters.node.relay_links import (
     start_relays,
     with_relay_hints,
 )
+from veil.adapters.node.renewal_task import ScheduledRenewals, start_scheduled_renewals
 from veil.adapters.node.storage_backend import open_storage_backend
 from veil.errors import ConfigError, VeilError
 from veil.formats import base32
@@ -161,6 +162,7 @@ class StorageNode:
         self._publishers: list[asyncio.Task[None]] = []
         self.relays: NodeRelays | None = None
         self.expiry: LeaseExpiryTask | None = None
+        self.renewals: ScheduledRenewals | None = None
 
     @property
     def server_id(self) -> str:
@@ -200,6 +202,7 @@ class StorageNode:
             self._write_introducer_furl(cert)
         if self.server is not None:
             self._announce()
+        self.renewals = start_scheduled_renewals(self.node)  # private/renewals-held.yaml
         if self.web_port:
             from veil.adapters.web.gateway import start_web_gateway
 
@@ -404,6 +407,8 @@ class StorageNode:
                 await running.stop()
         if self.expiry is not None:
             await self.expiry.stop()
+        if self.renewals is not None:
+            await self.renewals.stop()
         close = getattr(self.server.backend if self.server else None, "close", None)
         if close is not None:  # the S3 backend's client and loop thread
             close()

@@ -7,7 +7,9 @@
 The owner's side keeps, per name, the tree's root, the pointer's write cap
 and the renewal secret in ``private/renewals.json`` (0600); ``create`` also
 renews every lease once under the new secret, so the friend's care starts at
-once. The friend's node caches the last list in ``private/renewal-cache/``.
+once. The friend's node caches the last list in ``private/renewal-cache/``;
+``renew --keep`` also has ``veil run`` renew it on a schedule
+(``veil.adapters.node.renewal_task``).
 ``renew`` exits 1 when an object stays unhealthy (a mutable one cannot be
 placed anew without its write cap: docs/durability.md). The work is
 ``veil.services.renewal``.
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from veil.adapters.node.client_session import Client
 
 STATE = "renewals.json"
-CACHE = "renewal-cache"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     n.add_argument("--verify", action="store_true", help="read and check every block")
     n.add_argument("--no-repair", action="store_true", help="renew and check only")
     n.add_argument("--json", action="store_true", help="Tahoe's deep-check JSON")
+    n.add_argument(
+        "--keep", action="store_true", help="also renew it from now on whenever veil run runs"
+    )
+    n.add_argument("--every", help="with --keep: how often (default 6 hours; e.g. 12 hours)")
     n.set_defaults(func=run_renew)
 
 
@@ -152,36 +157,18 @@ def _read_cap(args: argparse.Namespace) -> str:
 
 
 async def _renew(args: argparse.Namespace) -> int:
-    from veil.adapters.net.connection_policy import networks_for
-    from veil.adapters.node.client_session import needs_tor, open_client, storage_client_for
     from veil.adapters.node.nodedir import NodeDirectory
+    from veil.adapters.node.renewal_task import keep, renew_from_node
     from veil.services.renewal.cap import parse_renewal_cap
-    from veil.services.renewal.renew import RenewalSession, renew
 
     cap = parse_renewal_cap(_read_cap(args))
     node_dir = Path(args.node_directory)
-    node = NodeDirectory(node_dir)
-    tor = any(needs_tor(s, a) for s, a in cap.servers.items())
-    networks = await networks_for(node, need_tor=tor)
-    try:
-        async with open_client(node_dir) as client:
-            known = {s.server_id for s in client.broker.servers}
-            for sid, ann in cap.servers.items():
-                if sid not in known:
-                    try:
-                        client.broker.add(storage_client_for(sid, ann, networks))
-                    except VeilError:
-                        continue
-            session = RenewalSession(client.broker, client.params, cap.secret)
-            report = await renew(
-                session,
-                cap,
-                cache_dir=node.private / CACHE,
-                verify=args.verify,
-                repair=not args.no_repair,
-            )
-    finally:
-        await networks.close()
+    if args.keep:
+        try:
+            keep(NodeDirectory(node_dir), cap, args.every)
+        except ValueError as exc:
+            raise UsageError(f"--every: {exc}") from None
+    report = await renew_from_node(node_dir, cap, verify=args.verify, repair=not args.no_repair)
     data = report.to_tahoe_json()
     if args.json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
