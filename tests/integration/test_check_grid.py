@@ -126,6 +126,13 @@ def test_check_verify_repair_on_a_real_grid(
         (counts,) = json.loads(status.read_text()).values()
         assert counts["count-objects-checked"] == first_count + 1
         assert "URI:VEIL-RENEWAL:" not in (box / "logs" / "veil.log").read_text()
+        # each server's figures for the welcome page: what it holds
+        from veil.adapters.node.server_status import storage_figures, welcome_json
+
+        figures = storage_figures(grid / "storage-03")
+        assert figures is not None and figures["shares-held"] > 0 and figures["bytes-held"] > 0
+        assert figures["expiration-enabled"] is False
+        assert welcome_json([], {}, storage=figures)["storage"] == figures
         veil("check", "URI:CHK:nonsense", code=1)
     finally:
         subprocess.run([*GRID, "stop", str(grid)], check=True, capture_output=True)
