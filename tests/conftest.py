@@ -1,4 +1,6 @@
-"""Suite-wide marks: every test under a private-network directory is ``slow``.
+"""Suite-wide marks (every test under a private-network directory is ``slow``)
+and the session's private Tor network (``tor_network``), shared by tests/tor and
+the mixed grid of tests/i2p.
 
 CI runs everything; locally ``pytest -m 'not slow'`` skips the suites that
 build private networks (Tor, I2P, relays in namespaces), start an S3 server
@@ -7,9 +9,17 @@ or drive a browser. A new such suite adds its directory to ``SLOW_DIRS``.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.tor.privnet import TorNetwork
 
 SLOW_DIRS = frozenset({"tor", "i2p", "relay", "s3", "browser"})
 _TESTS = Path(__file__).parent
@@ -20,3 +30,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.path)).relative_to(_TESTS).parts
         if parts and parts[0] in SLOW_DIRS:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tor_network() -> Iterator[TorNetwork]:
+    """The session's private Tor network, started once for every suite that
+    uses it (tests/tor, the mixed grid of tests/i2p); tor processes also exit if
+    pytest dies (``__OwningControllerProcess``)."""
+    from tests.tor.privnet import TorNetwork, free_base_port
+
+    for tool in ("tor", "tor-gencert"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            pytest.fail(f"{tool} is not installed: run scripts/setup.sh (it installs Debian's tor)")
+    root = Path(tempfile.mkdtemp(prefix="veil-tor-", dir="/tmp"))  # short: unix socket paths
+    net = TorNetwork.create(root / "net", free_base_port())
+    try:
+        for attempt in (1, 2):
+            net.start(owner_pid=os.getpid())
+            try:
+                ready = net.wait_ready(180)
+                break
+            except TimeoutError as exc:
+                tail = net.notice_tail()
+                net.stop()
+                if attempt == 2:
+                    pytest.fail(f"the private Tor network did not come up: {exc}\n{tail}")
+        print(f"\nprivate Tor network ready in {ready:.1f} s")
+        yield net
+    finally:
+        net.stop()
+        shutil.rmtree(root, ignore_errors=True)
