@@ -114,6 +114,7 @@ async def _backup(args: argparse.Namespace) -> int:
     from veil.adapters.node.backupdb import BackupDB
     from veil.adapters.node.client_session import open_client
     from veil.adapters.node.recovery_state import after_backup, refuse_read_only
+    from veil.adapters.node.renewal_state import after_backup_refresh
     from veil.frontends.cli.backup_report import scan_totals
     from veil.services.backup.backup_run import BackupRun
     from veil.services.backup.metadata import archive_name
@@ -150,8 +151,10 @@ async def _backup(args: argparse.Namespace) -> int:
             todo = await after_backup(
                 client, node, local, args.target, excluder.patterns, snapshot.to_string(), name
             )
-    if todo:
-        report.warning(todo)
+            renewal_todo = await after_backup_refresh(client, node)
+    for line in (todo, renewal_todo):
+        if line:
+            report.warning(line)
     for path in s.unreadable:
         report.warning(f"not backed up (permission denied): {path}")
     text = (

@@ -22,15 +22,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from veil.adapters.node.renewal_state import (
+    load_state,
+    publish_listing,
+    refresh_all,
+    save_state,
+)
 from veil.errors import UsageError, VeilError
 from veil.frontends import runtime
 
 if TYPE_CHECKING:
-    from veil.adapters.node.client_session import Client
-
-STATE = "renewals.json"
+    pass
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,36 +62,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     n.set_defaults(func=run_renew)
 
 
-def _state(node_dir: Path) -> dict[str, Any]:
-    from veil.adapters.node.files import present, read_text
-
-    path = node_dir / "private" / STATE
-    if not present(path):
-        return {}
-    try:
-        data = json.loads(read_text(path))
-    except ValueError:
-        raise VeilError(f"{path} is damaged", hint="make a new one: veil renewal create") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _save(node_dir: Path, state: dict[str, Any]) -> None:
-    from veil.adapters.node.files import write_private
-
-    write_private(node_dir / "private" / STATE, json.dumps(state, indent=1))
-
-
-async def _publish(client: Client, root: Any, pointer: Any) -> tuple[Any, int]:
-    from veil.services.checker import check
-    from veil.services.renewal import listing
-
-    caps = await listing.collect(client.directories(), root)
-    pointer, _ = await listing.publish(client.uploader(), client.mutable_files(), pointer, caps)
-    # the friend cannot place the pointer's shares anew: make it whole while we can
-    await check(client, pointer, repair=True)
-    return pointer, len(caps)
-
-
 async def _create(args: argparse.Namespace) -> int:
     from veil.adapters.node.client_session import open_client
     from veil.formats import mutable_caps as mc
@@ -101,38 +75,20 @@ async def _create(args: argparse.Namespace) -> int:
         raise UsageError("a renewal cap is made for a directory (the root of a tree)")
     secret = os.urandom(32)
     async with open_client(node_dir) as client:
-        pointer, count = await _publish(client, root, None)
+        pointer, count = await publish_listing(client, root, None)
         cap = RenewalCap(secret, pointer.read_cap(), dict(client.announcements))
-        state = _state(node_dir)
+        state = load_state(node_dir)
         state[args.name] = {
             "root": root.to_string(),
             "pointer": pointer.to_string(),
             "renewal-cap": cap.to_string(),
         }
-        _save(node_dir, state)
+        save_state(node_dir, state)
         session = RenewalSession(client.broker, client.params, secret)
         await renew(session, cap, repair=False)
     sys.stderr.write(f"renewal cap for {count} objects (kept as {args.name!r}):\n")
     sys.stdout.write(cap.to_string() + "\n")
     return 0
-
-
-async def refresh_all(client: Client, node_dir: Path, names: list[str] | None = None) -> int:
-    """Publish a new verify-cap list for each renewal cap (``names``: all); backups
-    call this after each snapshot so friends renew it too. Returns objects listed."""
-    from veil.formats import mutable_caps as mc
-
-    state = _state(node_dir)
-    total = 0
-    for name in names if names is not None else sorted(state):
-        entry = state.get(name)
-        if not isinstance(entry, dict):
-            raise UsageError(f"no renewal cap named {name!r}", hint="veil renewal create first")
-        root, pointer = mc.parse_user_cap(entry["root"]), mc.parse_ssk(entry["pointer"])
-        if not isinstance(root, mc.DirCap) or not isinstance(pointer, mc.SSKWriteCap):
-            raise VeilError(f"{node_dir / 'private' / STATE} is damaged")
-        total += (await _publish(client, root, pointer))[1]
-    return total
 
 
 async def _refresh(args: argparse.Namespace) -> int:
@@ -170,9 +126,10 @@ async def _renew(args: argparse.Namespace) -> int:
             raise UsageError(f"--every: {exc}") from None
     report = await renew_from_node(node_dir, cap, verify=args.verify, repair=not args.no_repair)
     data = report.to_tahoe_json()
+    repaired = "count-objects-unhealthy-post-repair" in data  # Tahoe's two shapes
     if args.json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
-    else:
+    elif repaired:
         renewed = sum(1 for _, r in report.objects if r.leases_renewed)
         sys.stdout.write(
             f"done: {data['count-objects-checked']} objects checked, {renewed} leases renewed\n"
@@ -184,7 +141,16 @@ async def _renew(args: argparse.Namespace) -> int:
             f" post-repair: {data['count-objects-healthy-post-repair']} healthy, "
             f"{data['count-objects-unhealthy-post-repair']} unhealthy\n"
         )
-    unhealthy = data["count-objects-unhealthy-post-repair"]
+    else:
+        renewed = sum(1 for _, r in report.objects if r.leases_renewed)
+        sys.stdout.write(
+            f"done: {data['count-objects-checked']} objects checked, {renewed} leases renewed, "
+            f"{data['count-objects-healthy']} healthy, "
+            f"{data['count-objects-unhealthy']} unhealthy\n"
+        )
+    unhealthy = data[
+        "count-objects-unhealthy-post-repair" if repaired else "count-objects-unhealthy"
+    ]
     if unhealthy:
         raise VeilError(
             f"{unhealthy} object(s) are still unhealthy",

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from veil.adapters.node.backupdb import BackupDB
 from veil.adapters.node.recovery_state import after_backup, refuse_read_only
+from veil.adapters.node.renewal_state import after_backup_refresh
 from veil.adapters.web.ui.files_page import alias_root, folder, path_parts
 from veil.adapters.web.ui.html import esc, form, notice, page, size, url, when
 from veil.adapters.web.ui.jobs import Job, JobBoard
@@ -140,8 +141,10 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
                     todo = await after_backup(
                         client, node_dir, local, target, [], snapshot.to_string(), name
                     )
-            if todo:
-                job.on_warning(todo)
+                    renewal_todo = await after_backup_refresh(client, node_dir)
+            for line in (todo, renewal_todo):
+                if line:
+                    job.on_warning(line)
             for path in s.unreadable:
                 job.on_warning(f"not backed up (permission denied): {path}")
             return (
