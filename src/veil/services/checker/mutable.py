@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from veil.errors import IntegrityError, VeilError
-from veil.formats import mdmf
+from veil.formats import base32, mdmf
 from veil.formats import mutable_caps as mc
 from veil.services.checker.immutable import LeaseSecrets
 from veil.services.checker.results import CheckResults
@@ -169,6 +169,8 @@ def _count(out: MutableCheck, default_k: int, default_n: int) -> None:
         out.best = max(good, key=lambda v: (params(v)[2], v))
         k, n, seqnum = params(out.best)
         res.needed, res.expected, res.seqnum = k, n, seqnum
+        # the signed prefix: version byte, seqnum (8 bytes), root hash (32 bytes), ...
+        res.version_name = f"seq{seqnum}-{base32.b2a(out.best[9:41])[:4]}"
         for s in out.shares_of(out.best):
             res.sharemap.setdefault(s.shnum, set()).add(s.server.server_id)
         res.wrong_shares = sum(1 for s in out.seen if s.version not in (None, out.best))

@@ -36,6 +36,7 @@ class CheckResults:
     wrong_shares: int = 0  # mutable: good shares of another version
     problems: list[str] = field(default_factory=list)  # mutable: what makes it unhealthy
     seqnum: int | None = None  # mutable: the best version's sequence number
+    version_name: str | None = None  # mutable: Tahoe's ``seqN-ROOT`` of the best version
     literal: bool = False
     mutable: bool = False
 
@@ -77,6 +78,11 @@ class CheckResults:
             return "Unhealthy: " + " ".join(self.problems or ["not healthy"])
         return f"Not Healthy: {self.shares_good} shares (enc {self.needed}-of-{self.expected})"
 
+    def share_name(self, shnum: int) -> str:
+        """A share as Tahoe's sharemap names it: its number, or for a mutable
+        file ``seq<seqnum>-<first 4 base32 chars of the root hash>-sh<number>``."""
+        return f"{self.version_name}-sh{shnum}" if self.version_name else str(shnum)
+
     def counts_json(self) -> dict[str, Any]:
         si = base32.b2a(self.storage_index)
         return {
@@ -88,7 +94,7 @@ class CheckResults:
             "count-corrupt-shares": len(self.corrupt),
             "list-corrupt-shares": [[s, si, n] for s, n in self.corrupt],
             "servers-responding": sorted(self.servers_responding),
-            "sharemap": {str(n): sorted(s) for n, s in sorted(self.sharemap.items())},
+            "sharemap": {self.share_name(n): sorted(s) for n, s in sorted(self.sharemap.items())},
             "count-wrong-shares": self.wrong_shares,
             "count-recoverable-versions": self.recoverable_versions,
             "count-unrecoverable-versions": self.unrecoverable_versions,
