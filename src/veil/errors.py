@@ -95,6 +95,15 @@ class ServerFull(StorageError):
     status = 507
 
 
+class QuotaExceeded(StorageError):
+    """New shares refused because the account storing them is over its quota
+    (``veil.services.storage.accounts``). Sent as HTTP 507 whose body starts with
+    ``MARK``, so a client tells it from a full server."""
+
+    status = 507
+    MARK = "over quota"
+
+
 class RemoteError(VeilError):
     """A storage server answered in a way the protocol does not allow."""
 

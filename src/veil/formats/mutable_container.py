@@ -46,11 +46,19 @@ class MutableLease:
 
     @classmethod
     def create(
-        cls, renew: bytes, cancel: bytes, expiry: int, nodeid: bytes, *, hashed: bool
+        cls,
+        renew: bytes,
+        cancel: bytes,
+        expiry: int,
+        nodeid: bytes,
+        *,
+        hashed: bool,
+        owner: int = 1,
     ) -> MutableLease:
+        """A new lease; ``owner`` 1 is what Tahoe 1.20 writes (its ``ownerid = 1``)."""
         if hashed:
             renew, cancel = hash_secret(renew), hash_secret(cancel)
-        return cls(1, expiry, renew, cancel, nodeid, hashed)
+        return cls(owner, expiry, renew, cancel, nodeid, hashed)
 
     def matches_renew(self, renew_secret: bytes) -> bool:
         presented = hash_secret(renew_secret) if self.hashed else renew_secret

@@ -62,7 +62,10 @@ class StorageService(Protocol):
         renew_secret: bytes,
         cancel_secret: bytes,
         upload_secret: bytes,
-    ) -> AllocateResult: ...
+        account: int = 0,
+    ) -> AllocateResult:
+        """``account``: whose leases these are (``veil.services.storage.accounts``)."""
+        ...
 
     def write_share_chunk(
         self,
@@ -93,7 +96,12 @@ class StorageService(Protocol):
     ) -> None: ...
 
     def add_or_renew_lease(
-        self, storage_index: StorageIndex, *, renew_secret: bytes, cancel_secret: bytes
+        self,
+        storage_index: StorageIndex,
+        *,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+        account: int = 0,
     ) -> None: ...
 
     def mutable_read_test_write(
@@ -105,6 +113,7 @@ class StorageService(Protocol):
         write_enabler: bytes,
         renew_secret: bytes,
         cancel_secret: bytes,
+        account: int = 0,
     ) -> TestWriteResult:
         """Tahoe's slot_testv_and_readv_and_writev (see services.storage.mutable_store)."""
         ...

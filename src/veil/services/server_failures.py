@@ -4,7 +4,8 @@ Kinds that change what the user should do get their own error types:
 ``PinMismatch`` (the server presented another certificate than its NURL
 pins: a wrong ``servers.yaml`` entry, a re-keyed server, or an attack) and
 ``Stalled`` (no progress while the other servers answered). ``ServerFull``
-(from ``veil.errors``) is a server refusing for lack of space. ``summary``
+(from ``veil.errors``) is a server refusing for lack of space, ``QuotaExceeded``
+one refusing because our account there is over its quota. ``summary``
 turns the failures of one operation into the clause its error message
 leads with, so "the servers are full" or "pin mismatch" is said, not only
 "too few shares".
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from veil.errors import ServerFull, ServerUnavailable
+from veil.errors import QuotaExceeded, ServerFull, ServerUnavailable
 
 PIN_MISMATCH = "presented the wrong TLS certificate (pin mismatch)"
 
@@ -46,9 +47,12 @@ def summary(errors: Sequence[BaseException], asked: int) -> str:
     ``asked`` is how many servers the operation tried.
     """
     full = sum(isinstance(e, ServerFull) for e in errors)
+    quota = [e for e in errors if isinstance(e, QuotaExceeded)]
     pins = sum(isinstance(e, PinMismatch) for e in errors)
     stalled = sum(isinstance(e, Stalled | TimeoutError) for e in errors)
     parts = []
+    if quota:
+        parts.append(f"{len(quota)} of {asked} server(s) refused: {describe(quota[0])}")
     if full:
         parts.append(f"the servers are full: {full} of {asked} server(s) refused for lack of space")
     if pins:

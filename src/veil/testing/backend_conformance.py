@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from veil.formats.container import LEASE_DURATION, Lease
 from veil.formats.mutable_container import DATA_OFFSET, MAGIC_PREFIX
@@ -158,7 +158,7 @@ def check_mutable_test_and_write_survives_restart(open_backend: OpenBackend) -> 
         0: TestWrite(((0, 1, b""),), ((0, b"version one"),)),
         1: TestWrite(writes=((0, b"x"),)),
     }
-    secrets = {"write_enabler": WE, "renew_secret": R, "cancel_secret": C}
+    secrets: dict[str, Any] = {"write_enabler": WE, "renew_secret": R, "cancel_secret": C}
     assert server.mutable_read_test_write(si, create, [], **secrets).success
     stale = {0: TestWrite(((0, 7, b"version"),), ((8, b"two"),))}
     assert server.mutable_read_test_write(si, stale, [(0, 11)], **secrets).success

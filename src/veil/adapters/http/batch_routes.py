@@ -21,13 +21,16 @@ from veil.services.storage.batch import run_read_batch, run_upload_batch
 Core = Callable[..., Awaitable[Any]]
 
 
-def add_batch_routes(app: web.Application, service: StorageService, core: Core) -> None:
-    """Serve the two batch paths; ``core(fn, *args)`` runs ``fn`` as the app runs core calls."""
+def add_batch_routes(
+    app: web.Application, service: StorageService, core: Core, account_key: web.RequestKey[int]
+) -> None:
+    """Serve the two batch paths; ``core(fn, *args)`` runs ``fn`` as the app runs core
+    calls; uploads act for the account the guard put in ``request[account_key]``."""
 
     async def upload(request: web.Request) -> web.Response:
         body = await cbor_body(request, wire_batch.MAX_BATCH_BODY)
         items = wire_batch.decode_upload_request(body)
-        results = await core(run_upload_batch, service, items)
+        results = await core(run_upload_batch, service, items, request.get(account_key, 0))
         return cbor(request, wire_batch.encode_upload_answer(results))
 
     async def read(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from veil.errors import (
     Conflict,
     NotAllowed,
     NotFound,
+    QuotaExceeded,
     RemoteError,
     ServerFull,
     ServerUnavailable,
@@ -155,6 +156,8 @@ class HttpStorageClient(IdentifiedServer):
             return answer
         text = answer.body[:200].decode("utf-8", "replace").strip()
         error_type = STATUS_ERRORS.get(answer.status)
+        if answer.status == QuotaExceeded.status and text.startswith(QuotaExceeded.MARK):
+            error_type = QuotaExceeded  # a veil server's account over its quota, not full
         if error_type is not None:
             raise error_type(f"{self._name()} refused: {answer.status} {text}".rstrip())
         raise RemoteError(f"{self._name()} answered {answer.status} {text}".rstrip())

@@ -8,6 +8,11 @@ secrets or body, 415 non-CBOR body, 413 oversized body, 416 bad ranges, 406
 when the answer cannot be CBOR (checked when it is encoded, as Tahoe does),
 and the core's own codes.
 
+Besides the announced swissnum (account 0, anonymous) the server accepts the
+swissnum of every account the operator made (``AccountLookup``, kept by
+``veil.adapters.node.accounts``): the request then acts for that account, whose
+number the calls that make leases pass to the core.
+
 The core is synchronous and may touch disks (fsync), so by default every call
 runs on one worker thread owned by the app: the event loop keeps serving, and
 calls stay serialized in arrival order.
@@ -26,7 +31,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -64,6 +69,18 @@ T = TypeVar("T")
 
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+ACCOUNT = web.RequestKey("veil.account", int)  # the request's account, set by the guard
+
+
+def authorization(swissnum: str) -> bytes:
+    """The ``Authorization`` header a client presents for ``swissnum``."""
+    return ("Tahoe-LAFS " + base64.b64encode(swissnum.encode()).decode()).encode()
+
+
+class AccountLookup(Protocol):
+    def account_of(self, authorization: bytes) -> int | None:
+        """The account whose swissnum this header carries, or None."""
+        ...
 
 
 class StorageHTTPApp:
@@ -76,9 +93,11 @@ class StorageHTTPApp:
         *,
         offload: bool = True,
         max_patch_body: int = MAX_PATCH_BODY,
+        accounts: AccountLookup | None = None,
     ) -> None:
         self.service = service
-        self._auth = ("Tahoe-LAFS " + base64.b64encode(swissnum.encode()).decode()).encode()
+        self._auth = authorization(swissnum)
+        self._accounts = accounts
         self._pool = ThreadPoolExecutor(1, "veil-storage") if offload else None
         self.max_patch_body = max_patch_body
 
@@ -108,7 +127,7 @@ class StorageHTTPApp:
         app.router.add_get(f"{v1}/mutable/{_SI}/shares", self.mutable_shares)
         app.router.add_get(f"{v1}/mutable/{_SI}/{_SHNUM}", self.mutable_read, allow_head=False)
         app.router.add_post(f"{v1}/mutable/{_SI}/{_SHNUM}/corrupt", self.mutable_corrupt)
-        add_batch_routes(app, self.service, self._core)  # veil's extension (wire_batch)
+        add_batch_routes(app, self.service, self._core, ACCOUNT)  # veil's extension
         return app
 
     @web.middleware
@@ -116,8 +135,12 @@ class StorageHTTPApp:
         if request.match_info.http_exception is not None:
             return await handler(request)  # no such route: 404/405 come first, as in Tahoe
         given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, self._auth):
+        account = 0 if hmac.compare_digest(given, self._auth) else None
+        if account is None and self._accounts is not None:
+            account = self._accounts.account_of(given)
+        if account is None:
             return text(401, "Wrong Authorization header")
+        request[ACCOUNT] = account
         try:
             return await handler(request)
         except StorageError as exc:
@@ -153,6 +176,7 @@ class StorageHTTPApp:
             renew_secret=secrets[RENEW],
             cancel_secret=secrets[CANCEL],
             upload_secret=secrets[UPLOAD],
+            account=request[ACCOUNT],
         )
         return cbor(request, wire.encode_allocate_result(result))
 
@@ -244,6 +268,7 @@ class StorageHTTPApp:
                 write_enabler=secrets[WRITE_ENABLER],
                 renew_secret=secrets[RENEW],
                 cancel_secret=secrets[CANCEL],
+                account=request[ACCOUNT],
             )
         except Unauthorized:
             return web.Response(status=401)  # Tahoe answers a wrong write enabler with no body
@@ -287,6 +312,7 @@ class StorageHTTPApp:
             self._where(request)[0],
             renew_secret=secrets[RENEW],
             cancel_secret=secrets[CANCEL],
+            account=request[ACCOUNT],
         )
         return text(204)
 
@@ -312,6 +338,7 @@ async def start_storage_http(
     network: NetworkProvider | None = None,
     offload: bool = True,
     limits: ConnectionLimits | None = None,
+    accounts: AccountLookup | None = None,
 ) -> RunningServer:
     """Serve ``service`` over HTTPS on ``host:port`` (0 picks a free port) until ``stop``.
 
@@ -319,7 +346,7 @@ async def start_storage_http(
     which bounds handshakes, idle connections and their number; the site itself
     listens in the clear."""
     limits = limits or ConnectionLimits()
-    app = StorageHTTPApp(service, swissnum, offload=offload).make_app()
+    app = StorageHTTPApp(service, swissnum, offload=offload, accounts=accounts).make_app()
     runner = GuardedRunner(
         app,
         ssl_context,

@@ -30,6 +30,7 @@ from veil import __version__
 from veil.adapters.http.storage_server import RunningServer, start_storage_http
 from veil.adapters.http.tls import create_identity, server_context, spki_hash_of_pem, tubid_text
 from veil.adapters.net.connection_policy import Networks, networks_for
+from veil.adapters.node.accounts import ServerAccounts, attach_accounts
 from veil.adapters.node.files import present, read_text, warn_once, write_private
 from veil.adapters.node.introducer import IntroducerService, publish, start_introducer
 from veil.adapters.node.lease_expiry import LeaseExpiryTask, start_lease_expiry
@@ -163,6 +164,7 @@ class StorageNode:
         self.relays: NodeRelays | None = None
         self.expiry: LeaseExpiryTask | None = None
         self.renewals: ScheduledRenewals | None = None
+        self.accounts: ServerAccounts | None = None
 
     @property
     def server_id(self) -> str:
@@ -191,6 +193,8 @@ class StorageNode:
                 nodeid=base32.a2b(tubid_text(self.node.certificate_pem())),  # in write enablers
             )
             self.expiry = start_lease_expiry(self.node, self.server)  # [storage] expire.*
+            index = self.expiry.index if self.expiry is not None else None
+            self.accounts = attach_accounts(self.node, self.server, index)  # private/accounts
             self.http = await self._listen("storage", None, context)
             listen = (self._tcp_host("storage") or "127.0.0.1", self.http.port)
             self.relays = await start_relays(self.node, listen, self.networks)
@@ -263,7 +267,12 @@ class StorageNode:
             else:
                 assert self.server is not None
                 running = await start_storage_http(
-                    self.server, self.node.swissnum(), host=bind, port=port, ssl_context=context
+                    self.server,
+                    self.node.swissnum(),
+                    host=bind,
+                    port=port,
+                    ssl_context=context,
+                    accounts=self.accounts,
                 )
         except OSError as exc:
             raise ConfigError(

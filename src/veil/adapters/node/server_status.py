@@ -68,15 +68,27 @@ async def server_rows(client: Client, *, show_addresses: bool = False) -> list[d
 
 def storage_figures(node_dir: Path) -> dict[str, Any] | None:
     """This node's own storage server: what it holds and what lease expiry freed
-    (written by ``veil.adapters.node.lease_expiry`` after each pass), or None."""
+    (written by ``veil.adapters.node.lease_expiry`` after each pass), and per
+    account (``accounts``: name, shares, bytes, quota; read live from the lease
+    index, ``veil.adapters.node.accounts``), or None."""
+    from veil.adapters.node.accounts import account_figures_of
     from veil.adapters.node.lease_expiry import STATUS_FILE
     from veil.adapters.node.nodedir import NodeDirectory
 
     try:
-        figures = json.loads((NodeDirectory(node_dir).storage_dir() / STATUS_FILE).read_text())
+        node = NodeDirectory(node_dir)
+        figures = json.loads((node.storage_dir() / STATUS_FILE).read_text())
     except (OSError, ValueError, VeilError):
         return None
-    return figures if isinstance(figures, dict) else None
+    if not isinstance(figures, dict):
+        return None
+    try:
+        accounts = account_figures_of(node)
+    except VeilError:  # a damaged accounts file: the figures without names
+        accounts = None
+    if accounts is not None:
+        figures["accounts"] = accounts
+    return figures
 
 
 def welcome_json(

@@ -25,7 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from veil.adapters.http.storage_server import RunningServer
-from veil.adapters.node.server_status import server_rows, welcome_json
+from veil.adapters.node.server_status import server_rows, storage_figures, welcome_json
 from veil.adapters.web import private_token, wapi_paths
 from veil.adapters.web.security import install_security
 from veil.adapters.web.ui import add_ui_routes
@@ -81,7 +81,8 @@ def make_app(session: GatewaySession) -> web.Application:
             return web.Response(text="veil node: see /?t=json\n")
         client = await session.client()
         rows = await server_rows(client)
-        return web.json_response(welcome_json(rows, client.node.introducers()))
+        storage = storage_figures(node_dir)  # a storage node's own figures, per account
+        return web.json_response(welcome_json(rows, client.node.introducers(), storage=storage))
 
     async def uri_root(request: web.Request) -> web.StreamResponse:
         from veil.adapters.web import wapi_files

@@ -21,6 +21,7 @@ from veil import __version__
 from veil.errors import VeilError
 from veil.formats.cap_display import scrub
 from veil.frontends.cli import (
+    account,
     backup,
     caps,
     check,
@@ -54,6 +55,7 @@ COMMANDS = (
     recovery,
     check,
     renewal,
+    account,
 )
 
 EXIT_USAGE = 2

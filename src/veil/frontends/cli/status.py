@@ -1,8 +1,9 @@
 """``veil status``: which servers a client can reach, their versions and free space.
 
 Asks every known server (static and introduced) for its version once, in
-parallel (no polling); see ``veil.adapters.node.server_status``. ``--json`` prints
-the same facts as data.
+parallel (no polling); see ``veil.adapters.node.server_status``. Run against a
+storage node's directory it also shows what that server holds, per account
+(``veil account``). ``--json`` prints the same facts as data.
 """
 
 from __future__ import annotations
@@ -43,10 +44,32 @@ def _ago(ts: float | None) -> str:
     return "just now" if seconds < 5 else f"{seconds} s ago"
 
 
+def _held(figures: dict[str, Any]) -> None:
+    from veil.services.storage.accounts import show_size
+
+    held = figures.get("bytes-held", 0)
+    sys.stdout.write(
+        f"this storage server holds {figures.get('shares-held', 0)} shares, {show_size(held)}\n"
+    )
+    for a in figures.get("accounts", []):
+        quota = "no quota" if a["quota"] is None else f"quota {show_size(a['quota'])}"
+        sys.stdout.write(
+            f"  account {a['name']:<16} {a['shares']:>7} shares {show_size(a['bytes']):>10}"
+            f"  {quota}\n"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
-    rows = runtime.run(_status(Path(args.node_directory), args.show_addresses))
+    from veil.adapters.node.server_status import storage_figures
+
+    node_dir = Path(args.node_directory)
+    rows = runtime.run(_status(node_dir, args.show_addresses))
+    figures = storage_figures(node_dir)
     if args.json:
-        sys.stdout.write(json.dumps({"servers": rows}, indent=1) + "\n")
+        doc: dict[str, Any] = {"servers": rows}
+        if figures is not None:
+            doc["storage"] = figures
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
         return 0
     up = sum(1 for r in rows if r["connected"])
     sys.stdout.write(f"connected to {up} of {len(rows)} storage servers\n")
@@ -59,4 +82,6 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             sys.stdout.write(f"  DOWN  {name}  last seen {_ago(r['last_seen'])}: {r['error']}\n")
+    if figures is not None:
+        _held(figures)
     return 0

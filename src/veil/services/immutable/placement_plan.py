@@ -15,7 +15,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from veil.errors import ServerFull, ServerUnavailable, StorageError, UnhappinessError, VeilError
+from veil.errors import (
+    QuotaExceeded,
+    ServerFull,
+    ServerUnavailable,
+    StorageError,
+    UnhappinessError,
+    VeilError,
+)
 from veil.formats.params import EncodingParameters
 from veil.formats.placement import happiness, place_shares
 from veil.services.broker import StorageBroker
@@ -78,7 +85,9 @@ class PlacementPlan:
         if got < self.params.happy:
             errors = list(self.failed.values())
             lead = summary(errors, self.asked)
-            if any(isinstance(e, ServerFull) for e in errors):
+            if any(isinstance(e, QuotaExceeded) for e in errors):
+                hint = "ask the server's operator for a larger quota, or add servers"
+            elif any(isinstance(e, ServerFull) for e in errors):
                 hint = "free space on the storage servers (or lower reserved_space), or add servers"
             elif any(isinstance(e, PinMismatch) for e in errors):
                 hint = (

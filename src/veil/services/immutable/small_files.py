@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
 from veil.codec import make_codec
-from veil.errors import IntegrityError, NotEnoughSharesError, VeilError
+from veil.errors import IntegrityError, NotEnoughSharesError, QuotaExceeded, VeilError
 from veil.formats.caps import CHKReadCap
 from veil.formats.decoder import ShareValidator
 from veil.formats.hashes import lease_secrets_for
@@ -213,7 +213,7 @@ async def upload_small(
                 broker.forget_version(sid)
                 continue
             if result.refused:
-                plan.fail(sid, VeilError(result.reason or f"refused ({result.status})"))
+                plan.fail(sid, _refusal(sid, result.status, result.reason))
                 continue
             got = set(result.written | result.already_have)
             pushed += allocated * len(result.written)
@@ -224,6 +224,13 @@ async def upload_small(
                 plan.fail(sid, VeilError("it did not take every share offered (full or busy)"))
     plan.check_happy()
     return SmallUpload(cap, plan.placements(), plan.happiness(), pushed)
+
+
+def _refusal(server_id: str, status: int, reason: str) -> VeilError:
+    """A batched item refused as a whole, as the standard calls would say it."""
+    if status == QuotaExceeded.status and reason.startswith(QuotaExceeded.MARK):
+        return QuotaExceeded(f"server {server_id[:16]} refused: {reason}")
+    return VeilError(reason or f"refused ({status})")
 
 
 async def read_small(

@@ -22,8 +22,11 @@ from veil.services.interfaces import StorageService
 log = logging.getLogger(__name__)
 
 
-def run_upload_batch(service: StorageService, items: list[BatchUpload]) -> list[BatchUploadResult]:
-    """Allocate and write every item's whole shares; one result per item."""
+def run_upload_batch(
+    service: StorageService, items: list[BatchUpload], account: int = 0
+) -> list[BatchUploadResult]:
+    """Allocate and write every item's whole shares for ``account``; one result per item
+    (an item over the account's quota is refused with its status and reason)."""
     results = []
     for item in items:
         try:
@@ -34,6 +37,7 @@ def run_upload_batch(service: StorageService, items: list[BatchUpload]) -> list[
                 renew_secret=item.renew_secret,
                 cancel_secret=item.cancel_secret,
                 upload_secret=item.upload_secret,
+                account=account,
             )
         except StorageError as exc:
             results.append(BatchUploadResult(status=exc.status, reason=str(exc)))

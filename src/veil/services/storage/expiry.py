@@ -38,6 +38,7 @@ from typing import Protocol
 from veil.errors import ConfigError, FormatError
 from veil.formats.container import LEASE_DURATION
 from veil.formats.mutable_container import DATA_OFFSET, parse_header
+from veil.services.storage.accounts import Usage, account_of_owner
 from veil.services.storage.backend import Backend
 
 log = logging.getLogger("veil.storage.expiry")
@@ -141,6 +142,7 @@ class IndexedShare:
     mutable: bool
     expiries: tuple[int, ...]
     size: int
+    owners: tuple[int, ...] = ()  # the accounts holding a lease (accounts.account_of_owner)
 
 
 @dataclass
@@ -168,6 +170,10 @@ class LeaseIndex(Protocol):
     def replace_all(self, shares: Iterable[IndexedShare]) -> None: ...
 
     def totals(self) -> IndexTotals: ...
+
+    def account_usage(self) -> dict[int, Usage]:
+        """Shares and bytes per account holding a lease on them (``accounts``)."""
+        ...
 
     def is_fresh(self) -> bool:
         """True when the index was created empty (lost or never built)."""
@@ -198,9 +204,16 @@ def read_share(backend: ExpiringBackend, si: bytes, shnum: int, mutable: bool) -
         except FormatError:
             raise KeyError(shnum) from None
         expiries = tuple(lease.expiry for lease in header.leases)
-        return IndexedShare(si, shnum, True, expiries, header.data_length)
-    expiries = tuple(lease.expiry for lease in backend.get_leases(si, shnum))
-    return IndexedShare(si, shnum, False, expiries, backend.share_length(si, shnum))
+        owners = _accounts(lease.owner for lease in header.leases)
+        return IndexedShare(si, shnum, True, expiries, header.data_length, owners)
+    leases = backend.get_leases(si, shnum)
+    expiries = tuple(lease.expiry for lease in leases)
+    owners = _accounts(lease.owner for lease in leases)
+    return IndexedShare(si, shnum, False, expiries, backend.share_length(si, shnum), owners)
+
+
+def _accounts(owner_nums: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted({account_of_owner(n) for n in owner_nums}))
 
 
 def shares_in(backend: ExpiringBackend, si: bytes) -> list[IndexedShare]:

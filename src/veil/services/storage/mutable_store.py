@@ -12,6 +12,10 @@ Tahoe's semantics (digest §1.11), over a ``Backend``'s raw containers:
    data is truncated to ``new_length`` when that is smaller; then a lease is
    added or renewed on every share of the slot.
 
+A write that makes the slot's data longer first asks ``admit_growth`` (the
+server's quota check, ``veil.services.storage.accounts``), which may refuse it
+before anything is written.
+
 One lock per storage index makes each call atomic against the others.
 ``[storage] readonly`` does not apply here: as in Tahoe 1.20 (whose
 ``slot_testv_and_readv_and_writev`` never looks at ``readonly_storage``), a
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from veil.errors import BadRequest, FormatError, NotFound, Unauthorized
@@ -104,6 +109,8 @@ class MutableStore:
         cancel_secret: bytes,
         vectors: dict[int, TestWrite],
         read_vector: list[tuple[int, int]],
+        owner: int = 1,
+        admit_growth: Callable[[int], None] | None = None,
     ) -> TestWriteResult:
         if len(read_vector) > MAX_VECTOR or any(
             len(v.tests) > MAX_VECTOR for v in vectors.values()
@@ -131,6 +138,8 @@ class MutableStore:
             }
             if not ok:
                 return TestWriteResult(False, data)
+            if admit_growth is not None:
+                admit_growth(_growth(headers, vectors))
             for sh, v in vectors.items():
                 if v.new_length == 0:
                     self.backend.delete_slot(si, sh)
@@ -138,7 +147,7 @@ class MutableStore:
                     continue
                 headers[sh] = self._apply(si, sh, headers.get(sh), write_enabler, v)
             for sh, header in headers.items():
-                self._renew(si, sh, header, renew_secret, cancel_secret)
+                self._renew(si, sh, header, renew_secret, cancel_secret, owner)
             return TestWriteResult(True, data)
 
     def _apply(
@@ -163,7 +172,7 @@ class MutableStore:
         return header
 
     def _renew(
-        self, si: bytes, sh: int, header: MutableHeader, renew: bytes, cancel: bytes
+        self, si: bytes, sh: int, header: MutableHeader, renew: bytes, cancel: bytes, owner: int
     ) -> None:
         expiry = int(time.time()) + LEASE_DURATION
         leases = list(header.leases)
@@ -172,14 +181,33 @@ class MutableStore:
                 leases[i] = replace(lease, expiry=max(lease.expiry, expiry))
                 break
         else:
-            new = MutableLease.create(renew, cancel, expiry, self.nodeid, hashed=header.hashed)
+            new = MutableLease.create(
+                renew, cancel, expiry, self.nodeid, hashed=header.hashed, owner=owner
+            )
             leases = [*leases, new][-4:]  # four slots; the oldest gives way
         self.backend.write_slot(si, sh, [(0, replace(header, leases=tuple(leases)).pack())])
 
-    def renew_leases(self, si: bytes, renew: bytes, cancel: bytes) -> bool:
+    def renew_leases(self, si: bytes, renew: bytes, cancel: bytes, *, owner: int = 1) -> bool:
         """Add or renew a lease on every share of a slot; False if there is none."""
         with self._lock(si):
             headers = self._headers(si)
             for sh, header in headers.items():
-                self._renew(si, sh, header, renew, cancel)
+                self._renew(si, sh, header, renew, cancel, owner)
             return bool(headers)
+
+
+def _growth(headers: dict[int, MutableHeader], vectors: dict[int, TestWrite]) -> int:
+    """How many bytes longer the named shares' data gets (negative: shorter)."""
+    total = 0
+    for sh, v in vectors.items():
+        old = headers[sh].data_length if sh in headers else 0
+        if v.new_length == 0:
+            total -= old
+            continue
+        length = old
+        for offset, chunk in v.writes:
+            length = max(length, offset + len(chunk))
+        if v.new_length is not None:
+            length = min(length, v.new_length)
+        total += length - old
+    return total

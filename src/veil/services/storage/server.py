@@ -7,6 +7,11 @@ storage index, shares being uploaded or that do not fit are silently left
 out, a share becomes readable the moment its last byte is written, and
 conflicting rewrites are refused. The HTTP adapter maps each error's
 ``status`` to the response.
+
+Calls that make leases take the ``account`` the request came through
+(``veil.services.storage.accounts``: 0 is anonymous, whose leases carry
+Tahoe's own owner numbers); with ``accounting`` set, new shares and growing
+mutable slots are refused over the account's quota.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from veil.services.interfaces import (
     VersionInfo,
     WriteResult,
 )
+from veil.services.storage.accounts import ANONYMOUS, Accounting, account_of_owner, lease_owner
 from veil.services.storage.advisories import Advisories
 from veil.services.storage.backend import Backend
 from veil.services.storage.mutable_store import MutableStore
@@ -78,6 +84,16 @@ class StorageServer:
         # is told of every lease change, to keep its index in step.
         self.lease_lock = threading.RLock()
         self.lease_observer: Callable[[bytes], None] | None = None
+        self.accounting: Accounting | None = None  # quotas (veil.adapters.node.accounts)
+
+    def _admit(self, account: int, needed: int) -> None:
+        """``QuotaExceeded`` unless ``needed`` more bytes fit ``account``'s quota."""
+        if self.accounting is None or needed <= 0:
+            return
+        pending = sum(
+            u.allocated_size for u in self._uploads if account_of_owner(u.lease.owner) == account
+        )
+        self.accounting.admit(account, pending=pending, needed=needed)
 
     def _leases_changed(self, storage_index: bytes) -> None:
         if self.lease_observer is not None:
@@ -122,6 +138,7 @@ class StorageServer:
         renew_secret: bytes,
         cancel_secret: bytes,
         upload_secret: bytes,
+        account: int = ANONYMOUS,
     ) -> AllocateResult:
         _check_lease_secrets(renew_secret, cancel_secret)
         if not upload_secret:
@@ -130,9 +147,16 @@ class StorageServer:
             raise BadRequest("bad share numbers or allocated size")
         self.expire_stale_uploads()
         finished = self.backend.list_shares(storage_index)
+        if not self.readonly:  # all the new shares fit the quota, or none is taken
+            new = [s for s in share_numbers if s not in finished]
+            new = [s for s in new if (storage_index, s) not in self._uploads]
+            self._admit(account, len(new) * allocated_size)
+        owner = lease_owner(account, 0)
         if finished:
             with self.lease_lock:
-                self._renew_or_add(storage_index, finished, renew_secret, cancel_secret, owner=0)
+                self._renew_or_add(
+                    storage_index, finished, renew_secret, cancel_secret, owner=owner
+                )
             self._leases_changed(storage_index)
         allocated = set()
         advertised, fresh = self.available_space(), self._uploads.held(self.clock())[1]
@@ -145,7 +169,7 @@ class StorageServer:
             if not self._uploads.make_room(self.clock()):
                 break  # as many uploads open as the server keeps, all of them live
             incoming = self.backend.create_incoming(storage_index, shnum, allocated_size)
-            lease = Lease.create(0, renew_secret, cancel_secret, expiry, hashed=True)
+            lease = Lease.create(owner, renew_secret, cancel_secret, expiry, hashed=True)
             self._uploads.add(
                 (storage_index, shnum),
                 Upload(upload_secret, incoming, allocated_size, lease, self.clock()),
@@ -246,6 +270,7 @@ class StorageServer:
         write_enabler: bytes,
         renew_secret: bytes,
         cancel_secret: bytes,
+        account: int = ANONYMOUS,
     ) -> TestWriteResult:
         _check_lease_secrets(renew_secret, cancel_secret)
         if len(write_enabler) != 32:
@@ -258,6 +283,8 @@ class StorageServer:
                 cancel_secret=cancel_secret,
                 vectors=vectors,
                 read_vector=read_vector,
+                owner=lease_owner(account, 1),
+                admit_growth=lambda growth: self._admit(account, growth),
             )
         if result.success:
             self._leases_changed(storage_index)
@@ -285,16 +312,24 @@ class StorageServer:
     # -- leases --------------------------------------------------------------
 
     def add_or_renew_lease(
-        self, storage_index: StorageIndex, *, renew_secret: bytes, cancel_secret: bytes
+        self,
+        storage_index: StorageIndex,
+        *,
+        renew_secret: bytes,
+        cancel_secret: bytes,
+        account: int = ANONYMOUS,
     ) -> None:
         _check_lease_secrets(renew_secret, cancel_secret)
+        owner = lease_owner(account, 1)
         with self.lease_lock:
             shares = self.backend.list_shares(storage_index)
             if not shares:
-                if not self.mutable.renew_leases(storage_index, renew_secret, cancel_secret):
+                if not self.mutable.renew_leases(
+                    storage_index, renew_secret, cancel_secret, owner=owner
+                ):
                     raise NotFound("no shares for this storage index")
             else:
-                self._renew_or_add(storage_index, shares, renew_secret, cancel_secret, owner=1)
+                self._renew_or_add(storage_index, shares, renew_secret, cancel_secret, owner=owner)
         self._leases_changed(storage_index)
 
     def _renew_or_add(
