@@ -4,7 +4,7 @@ the mixed grid of tests/i2p.
 
 CI runs everything; locally ``pytest -m 'not slow'`` skips the suites that
 build private networks (Tor, I2P, relays in namespaces), start an S3 server
-or drive a browser. A new such suite adds its directory to ``SLOW_DIRS``.
+or drive a browser. A new such suite adds its directory to ``SLOW_ORDER``.
 """
 
 from __future__ import annotations
@@ -21,15 +21,27 @@ import pytest
 if TYPE_CHECKING:
     from tests.tor.privnet import TorNetwork
 
-SLOW_DIRS = frozenset({"tor", "i2p", "relay", "s3", "browser"})
 _TESTS = Path(__file__).parent
+
+
+# The slow suites run last, in this order, each as one block, so that their
+# package-scoped networks (and the Playwright loop of tests/browser, which must not
+# outlive its package) are torn down before the next suite starts; i2p sits next
+# to tor, whose session-wide network both use.
+SLOW_ORDER = ("browser", "s3", "relay", "i2p", "tor")
+
+
+def _rank(item: pytest.Item) -> int:
+    parts = Path(str(item.path)).relative_to(_TESTS).parts
+    top = parts[0] if parts else ""
+    return SLOW_ORDER.index(top) + 1 if top in SLOW_ORDER else 0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.path)).relative_to(_TESTS).parts
-        if parts and parts[0] in SLOW_DIRS:
+        if _rank(item):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_rank)  # stable: the order within each suite is kept
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ the test's tmp directory and are copied to /work/screenshots/ to be looked at.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,18 +30,19 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = Path("/work/screenshots")
+# where screenshots are also copied for people to look at (the test's tmp dir keeps them anyway)
+SHOTS = Path(os.environ["VEIL_SCREENSHOTS"]) if os.environ.get("VEIL_SCREENSHOTS") else None
 STEP_TIMEOUT_MS = 20_000  # a loaded 2-core machine: generous, and still bounded
 expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiNode]:
     with ui_node(tmp_path_factory.mktemp("browser-grid")) as n:
         yield n
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         # launch() gives the browser a fresh temporary profile (user-data dir) each time
@@ -66,12 +68,12 @@ class Recorder:
         return [u for u in self.urls if urlsplit(u).netloc != here or urlsplit(u).scheme != "http"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def recorder(node: UiNode) -> Recorder:
     return Recorder(node)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def page(browser: Browser, node: UiNode, recorder: Recorder) -> Iterator[Page]:
     """A logged-in page (through ``veil webopen``'s one-time address), shared by the tests."""
     context = recorder.attach(browser.new_context(accept_downloads=True))
@@ -86,8 +88,9 @@ def shot(tmp_path: Path) -> Iterator[object]:
     def take(page: Page, name: str) -> Path:
         path = tmp_path / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, SHOTS / path.name)
+        if SHOTS is not None:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, SHOTS / path.name)
         return path
 
     yield take

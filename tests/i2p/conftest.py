@@ -19,7 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "i2p: runs on the private I2P test network")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def i2p_network() -> Iterator[I2PNetwork]:
     assert os.geteuid() == 0, "the I2P test network needs root (network namespaces)"
     if not Path(I2PD).exists():

@@ -65,7 +65,6 @@ def _welcome(node: Path) -> dict[str, object]:
     return asyncio.run(ask())
 
 
-@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")  # the gateway's
 def test_a_friend_stores_through_an_account_and_is_counted_and_limited(
     grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

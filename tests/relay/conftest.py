@@ -80,7 +80,7 @@ class Grid:
         return f"{head}@{host}:{port}/{tail.split('/', 1)[1]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def grid() -> Iterator[Grid]:
     root = Path(tempfile.mkdtemp(prefix="veil-relay-", dir="/tmp"))
     net = RelayNet(prefix=f"vr{os.getpid() % 100000}", relays=3)  # relay 3 runs Pagekite

@@ -16,7 +16,7 @@ from veil.adapters.storage.s3_client import S3Settings
 from veil.testing.seaweedfs import SeaweedFS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     server = SeaweedFS.start(tmp_path_factory.mktemp("seaweedfs"))
     try:

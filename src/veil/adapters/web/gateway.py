@@ -30,7 +30,7 @@ from veil.adapters.web import private_token, wapi_paths
 from veil.adapters.web.security import install_security
 from veil.adapters.web.ui import add_ui_routes
 from veil.adapters.web.wapi_errors import error_middleware
-from veil.adapters.web.wapi_operations import Operations
+from veil.adapters.web.wapi_operations import OPERATIONS, Operations
 from veil.adapters.web.wapi_session import GatewaySession
 from veil.errors import ConfigError
 from veil.formats.tor_settings import is_loopback
@@ -38,6 +38,7 @@ from veil.formats.tor_settings import is_loopback
 log = logging.getLogger(__name__)
 _ENDPOINT = re.compile(r"^(?:tcp:)?(\d{1,5})(?::interface=([0-9a-fA-F.:]+|localhost))?$")
 SESSION = web.AppKey("veil.session", GatewaySession)
+STARTED = web.AppKey("veil.started", float)
 MAX_REQUEST_BODY = 16 * 1024 * 1024  # forms read whole; uploads are streamed past this
 
 
@@ -70,8 +71,8 @@ def make_app(session: GatewaySession) -> web.Application:
     """The gateway's application: Tahoe's web API over ``session``."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BODY)
     app[SESSION] = session
-    app["veil.operations"] = operations = Operations()
-    app["veil.started"] = time.time()
+    app[OPERATIONS] = operations = Operations()
+    app[STARTED] = time.time()
     node_dir = session.node_dir
     install_security(app)  # headers on every response; the UI's Host and CSRF checks
     add_ui_routes(app, node_dir)  # the web UI: GET / (without t=) and /ui/...
@@ -96,7 +97,7 @@ def make_app(session: GatewaySession) -> web.Application:
         return await wapi_paths.named_file(session, request)
 
     async def statistics(request: web.Request) -> web.StreamResponse:
-        stats = {"node.uptime": time.time() - app["veil.started"]}
+        stats = {"node.uptime": time.time() - app[STARTED]}
         body = {"stats": stats, "counters": {}}
         if request.query.get("t") == "json":
             return web.json_response(body)

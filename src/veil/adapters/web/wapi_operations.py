@@ -239,6 +239,9 @@ class Operations:
         )
 
 
+OPERATIONS = web.AppKey("veil.operations", Operations)
+
+
 async def directory_operation(
     session: GatewaySession, request: web.Request, node: Node, args: Args
 ) -> web.StreamResponse:
@@ -249,14 +252,14 @@ async def directory_operation(
         handle = args.get("ophandle")
         if not handle:
             raise WebError("slow operation requires ophandle=", 400)
-        ops: Operations = request.app["veil.operations"]
+        ops: Operations = request.app[OPERATIONS]
         ops.start_manifest(session, handle, node, t.removeprefix("start-"))
         raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
     if t == "start-deep-check":
         handle = args.get("ophandle")
         if not handle:
             raise WebError("slow operation requires ophandle=", 400)
-        request.app["veil.operations"].start_deep_check(session, handle, node, args)
+        request.app[OPERATIONS].start_deep_check(session, handle, node, args)
         raise web.HTTPFound(f"/operations/{handle}?t=status&output=JSON")
     if t == "check":
         return await check(session, request, node, args)
