@@ -1,8 +1,8 @@
 """The away test: the owner backs up, makes a renewal cap and its node is
 deleted; servers expire leases after a short override duration; only a
 friend's ``veil renew`` runs; two servers are lost (and repaired around) in
-between. "Months" later (seconds here) a restore from the saved read cap into
-a new node gets everything back. The control owner, who has no friend, loses
+between. "Months" later (seconds here) ``veil recovery restore`` from the
+owner's recovery blob, on a new machine (a new HOME), gets everything back. The control owner, who has no friend, loses
 its data, so the expiry is real.
 
 Real processes: seven ``veil run`` storage nodes with ``[storage]
@@ -36,6 +36,8 @@ EXPIRE = (
 )
 PARAMS = EncodingParameters(2, 3, 5)
 GRID = [sys.executable, "-m", "veil.frontends.cli.main", "grid"]
+VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
+PASSPHRASE = "lantern orbit velvet quarry thimble saffron gadget"
 
 
 def _veil(capsys: pytest.CaptureFixture[str], node: Path, *args: str, code: int | None = 0) -> str:
@@ -114,7 +116,13 @@ def test_a_friend_keeps_the_backup_alive(
         saved = json.loads(_veil(capsys, owner, "ls", "--json", "tahoe:"))["backup"]["ro_uri"]
         renewal_cap = _veil(capsys, owner, "renewal", "create", "tahoe:backup").strip()
         assert renewal_cap.startswith("URI:VEIL-RENEWAL:")
+        blob = tmp_path / "carried" / "blob"  # what the traveller leaves with friends
+        blob.parent.mkdir()
+        made = ["-d", str(owner), "recovery", "create", str(blob), "--passphrase-fd", "0"]
+        subprocess.run([*VEIL, *made], input=PASSPHRASE + "\n", text=True, check=True)
+        wanted = {p.relative_to(mine): p.read_bytes() for p in mine.rglob("*") if p.is_file()}
         shutil.rmtree(owner)  # the owner's node is gone: nothing of it renews
+        shutil.rmtree(mine)  # and so is the laptop's copy
         cap_file = tmp_path / "renewal.cap"
         cap_file.write_text(renewal_cap)
         before = _share_files(grid)
@@ -140,13 +148,24 @@ def test_a_friend_keeps_the_backup_alive(
             assert r["results"]["recoverable"]
         assert out["count-objects-unhealthy-post-repair"] == len(out["list-unhealthy-files"]) <= 3
         assert _share_files(grid) < before  # the control's shares (and lost servers') went
-        # "months" later: a new node, only the saved read cap
+        # "months" later, a new machine with nothing but the blob and the passphrase
+        tails = tmp_path / "tails"
+        tails.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "VEIL_NODE_DIRECTORY"}
+        restore = [*VEIL, "recovery", "restore", str(blob), "--passphrase-fd", "0"]
+        done = subprocess.run(
+            restore,
+            input=PASSPHRASE,
+            text=True,
+            capture_output=True,
+            env={**env, "HOME": str(tails)},
+        )
+        assert done.returncode == 0, done.stderr
+        assert {
+            p.relative_to(mine): p.read_bytes() for p in mine.rglob("*") if p.is_file()
+        } == wanted
+        assert saved  # the read cap the owner could also have carried
         home = _client(tmp_path / "new-home", servers)
-        back = tmp_path / "back"
-        _veil(capsys, home, "restore", saved, str(back))
-        for p in mine.rglob("*"):
-            if p.is_file():
-                assert (back / p.relative_to(mine)).read_bytes() == p.read_bytes(), p
         # the control run: nobody renewed, so the servers deleted it
         gone = json.loads(_veil(capsys, home, "check", lost_dir, "--json"))
         assert gone["results"]["count-shares-good"] == 0 and not gone["results"]["recoverable"]
