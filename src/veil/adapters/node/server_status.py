@@ -74,6 +74,8 @@ def storage_figures(node_dir: Path) -> dict[str, Any] | None:
     from veil.adapters.node.accounts import account_figures_of
     from veil.adapters.node.lease_expiry import STATUS_FILE
     from veil.adapters.node.nodedir import NodeDirectory
+    from veil.adapters.storage.lease_index import FILENAME as INDEX_FILE
+    from veil.adapters.storage.lease_index import read_totals
 
     try:
         node = NodeDirectory(node_dir)
@@ -82,6 +84,12 @@ def storage_figures(node_dir: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(figures, dict):
         return None
+    # what is held now, from the index (the status file is written once per pass)
+    totals = read_totals(node.storage_dir() / INDEX_FILE)
+    if totals is not None:
+        figures.update(
+            {"shares-held": totals.shares, "bytes-held": totals.bytes, "leases-held": totals.leases}
+        )
     try:
         accounts = account_figures_of(node)
     except VeilError:  # a damaged accounts file: the figures without names

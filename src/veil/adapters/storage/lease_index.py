@@ -26,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from veil.services.storage.accounts import Usage
 from veil.services.storage.expiry import IndexedShare, IndexTotals
@@ -75,8 +76,15 @@ def _add_usage(usage: dict[int, Usage], accounts: Iterable[int], size: int, sign
         usage[account] = usage.get(account, Usage()).plus(sign, sign * size)
 
 
-def read_account_usage(path: Path) -> dict[int, Usage] | None:
-    """Per-account figures from an index file, opened read-only (another process
+_TOTALS_QUERY = (
+    "SELECT count(*), coalesce(sum(size), 0), "
+    "coalesce(sum(length(expiries) - length(replace(expiries, ',', '')) "
+    "+ (expiries != '')), 0) FROM shares"
+)
+
+
+def _read_only(path: Path, query: str) -> list[Any] | None:
+    """The rows of ``query`` on an index file opened read-only (another process
     may be writing it); None when there is no usable index."""
     if not path.exists():
         return None
@@ -85,13 +93,26 @@ def read_account_usage(path: Path) -> dict[int, Usage] | None:
         try:
             if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 return None
-            rows = db.execute(_USAGE_QUERY).fetchall()
+            return db.execute(query).fetchall()
         finally:
             db.close()
     except sqlite3.Error as exc:
         log.warning("the lease index cannot be read for the figures: %s", exc)
         return None
+
+
+def read_account_usage(path: Path) -> dict[int, Usage] | None:
+    """Per-account figures from an index file (read-only), or None."""
+    rows = _read_only(path, _USAGE_QUERY)
+    if rows is None:
+        return None
     return {account: Usage(count, size) for account, count, size in rows}
+
+
+def read_totals(path: Path) -> IndexTotals | None:
+    """What an index file says the server holds (read-only, live), or None."""
+    rows = _read_only(path, _TOTALS_QUERY)
+    return None if rows is None else IndexTotals(*rows[0])
 
 
 class SQLiteLeaseIndex:
@@ -207,11 +228,7 @@ class SQLiteLeaseIndex:
 
     def totals(self) -> IndexTotals:
         with self._lock:
-            count, size, leases = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0), "
-                "coalesce(sum(length(expiries) - length(replace(expiries, ',', '')) "
-                "+ (expiries != '')), 0) FROM shares"
-            ).fetchone()
+            count, size, leases = self._db.execute(_TOTALS_QUERY).fetchone()
         return IndexTotals(count, size, leases)
 
 
