@@ -24,7 +24,8 @@ from veil.errors import UsageError
 if TYPE_CHECKING:
     from veil.adapters.node.client_session import Client
     from veil.adapters.node.nodedir import NodeDirectory
-    from veil.formats.recovery_document import GridSettings
+    from veil.formats.recovery_document import GridSettings, RecoveryDocument
+    from veil.services.recovery.check import TaskCheck
 
 TOR_KEYS_LEFT_OUT = ("onion",)  # the old node's onion service is not the new client's
 
@@ -116,3 +117,32 @@ async def after_backup(
     if known is None:
         save_latest_write_cap(node, cap)
     return None
+
+
+async def check_on_grid(doc: RecoveryDocument) -> tuple[str | None, list[TaskCheck]]:
+    """Whether the grid still holds every snapshot a blob names: from a scratch
+    client node made of the blob's grid settings (removed afterwards), the newest
+    latest record (the grid's, or the blob's when the grid's cannot be read), a
+    line saying how the blob compares, and one result per backup task."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    from veil.adapters.node.client_session import open_client
+    from veil.adapters.node.creation import create_client_from_grid
+    from veil.errors import VeilError
+    from veil.services.recovery.check import check_record
+    from veil.services.recovery.latest import newest, read_latest
+
+    scratch = Path(tempfile.mkdtemp(prefix="veil-check-"))
+    try:
+        create_client_from_grid(scratch / "node", doc.grid)
+        async with open_client(scratch / "node") as client:
+            grid = None
+            if doc.latest_cap:
+                with contextlib.suppress(VeilError):
+                    grid = await read_latest(client.mutable_files(), doc.latest_cap)
+            record, note = newest(doc.latest, grid)
+            return note, await check_record(client.directories(), client.broker, record)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -13,17 +13,15 @@ holds every snapshot. Passphrases are read without echo, or from
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from veil.errors import UsageError, VeilError
+from veil.errors import UsageError
 from veil.frontends import runtime
 
 if TYPE_CHECKING:
@@ -312,10 +310,7 @@ async def _restore_into(node_path: Path, doc: RecoveryDocument, started: float) 
 
 
 async def _check(args: argparse.Namespace) -> int:
-    from veil.adapters.node.client_session import open_client
-    from veil.adapters.node.creation import create_client_from_grid
-    from veil.services.recovery.check import check_record
-    from veil.services.recovery.latest import newest, read_latest
+    from veil.adapters.node.recovery_state import check_on_grid
 
     doc = _open(args)
     made = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(doc.created))
@@ -323,18 +318,7 @@ async def _check(args: argparse.Namespace) -> int:
         f"the passphrase{' and shares' if args.share else ''} open this blob "
         f"(made {made}; {_describe_tier(doc)})\n"
     )
-    scratch = Path(tempfile.mkdtemp(prefix="veil-check-"))
-    try:
-        create_client_from_grid(scratch / "node", doc.grid)
-        async with open_client(scratch / "node") as client:
-            grid = None
-            if doc.latest_cap:
-                with contextlib.suppress(VeilError):
-                    grid = await read_latest(client.mutable_files(), doc.latest_cap)
-            record, note = newest(doc.latest, grid)
-            results = await check_record(client.directories(), client.broker, record)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    note, results = await check_on_grid(doc)
     if note:
         sys.stdout.write(f"note: {note}\n")
     for r in results:

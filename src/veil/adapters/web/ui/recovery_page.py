@@ -15,10 +15,7 @@ snapshot it names (a scratch client node, removed afterwards).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,19 +25,16 @@ from aiohttp import BodyPartReader, web
 
 from veil.adapters.node import recovery_state as state
 from veil.adapters.node.aliases import Aliases
-from veil.adapters.node.client_session import open_client
-from veil.adapters.node.creation import create_client_from_grid
 from veil.adapters.node.nodedir import NodeDirectory
 from veil.adapters.web.ui.html import esc, form, notice, page
 from veil.adapters.web.ui.shared_client import client_of
-from veil.errors import UsageError, VeilError
+from veil.errors import UsageError
 from veil.formats import base32
 from veil.formats import mutable_caps as mc
 from veil.formats.recovery_document import LatestRecord, RecoveryDocument, WriteSecrets
 from veil.services.recovery import passphrase as pp
 from veil.services.recovery.blob_files import make_blob, open_blob
-from veil.services.recovery.check import check_record
-from veil.services.recovery.latest import newest, read_latest
+from veil.services.recovery.latest import read_latest
 
 Register = Callable[..., None]
 BLOB_LIFETIME = 600.0
@@ -237,18 +231,7 @@ def add_routes(get: Register, post: Register) -> None:
             if s.strip()
         ]
         doc, _ = await asyncio.to_thread(open_blob, fields.get("blob", b""), secret, shares)
-        scratch = Path(tempfile.mkdtemp(prefix="veil-check-"))
-        try:
-            create_client_from_grid(scratch / "node", doc.grid)
-            async with open_client(scratch / "node") as client:
-                grid = None
-                if doc.latest_cap:
-                    with contextlib.suppress(VeilError):
-                        grid = await read_latest(client.mutable_files(), doc.latest_cap)
-                record, note = newest(doc.latest, grid)
-                results = await check_record(client.directories(), client.broker, record)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        note, results = await state.check_on_grid(doc)
         rows = "".join(
             f"<tr><td>{esc(r.task.target)}</td><td>{r.files}</td>"
             f"<td>{'all there' if r.whole else esc(f'{len(r.missing)} missing')}</td></tr>"
