@@ -140,23 +140,8 @@ async def _deep_check(args: argparse.Namespace) -> int:
     data = report.to_tahoe_json()
     if args.json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
-    elif args.repair:
-        sys.stdout.write(
-            f"done: {data['count-objects-checked']} objects checked\n"
-            f" pre-repair: {data['count-objects-healthy-pre-repair']} healthy, "
-            f"{data['count-objects-unhealthy-pre-repair']} unhealthy\n"
-            f" {data['count-repairs-attempted']} repairs attempted, "
-            f"{data['count-repairs-successful']} successful, "
-            f"{data['count-repairs-unsuccessful']} failed\n"
-            f" post-repair: {data['count-objects-healthy-post-repair']} healthy, "
-            f"{data['count-objects-unhealthy-post-repair']} unhealthy\n"
-        )
     else:
-        sys.stdout.write(
-            f"done: {data['count-objects-checked']} objects checked, "
-            f"{data['count-objects-healthy']} healthy, "
-            f"{data['count-objects-unhealthy']} unhealthy\n"
-        )
+        sys.stdout.write(deep_check_text(data))
     if report.unlistable:
         raise VeilError(
             f"{len(report.unlistable)} directory(ies) could not be listed, so what is below "
@@ -174,3 +159,25 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_deep_check(args: argparse.Namespace) -> int:
     return runtime.run(_deep_check(args))
+
+
+def deep_check_text(data: dict[str, Any], renewed: int | None = None) -> str:
+    """Tahoe's text for a deep check (with repair when the results have its
+    post-repair counts); ``renewed``: the leases a ``veil renew`` renewed."""
+    leases = f", {renewed} leases renewed" if renewed is not None else ""
+    head = f"done: {data['count-objects-checked']} objects checked{leases}"
+    if "count-objects-unhealthy-post-repair" not in data:
+        return (
+            f"{head}, {data['count-objects-healthy']} healthy, "
+            f"{data['count-objects-unhealthy']} unhealthy\n"
+        )
+    return (
+        f"{head}\n"
+        f" pre-repair: {data['count-objects-healthy-pre-repair']} healthy, "
+        f"{data['count-objects-unhealthy-pre-repair']} unhealthy\n"
+        f" {data['count-repairs-attempted']} repairs attempted, "
+        f"{data['count-repairs-successful']} successful, "
+        f"{data['count-repairs-unsuccessful']} failed\n"
+        f" post-repair: {data['count-objects-healthy-post-repair']} healthy, "
+        f"{data['count-objects-unhealthy-post-repair']} unhealthy\n"
+    )

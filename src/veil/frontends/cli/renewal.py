@@ -115,6 +115,7 @@ def _read_cap(args: argparse.Namespace) -> str:
 async def _renew(args: argparse.Namespace) -> int:
     from veil.adapters.node.nodedir import NodeDirectory
     from veil.adapters.node.renewal_task import keep, renew_from_node
+    from veil.frontends.cli.check import deep_check_text
     from veil.services.renewal.cap import parse_renewal_cap
 
     cap = parse_renewal_cap(_read_cap(args))
@@ -129,25 +130,9 @@ async def _renew(args: argparse.Namespace) -> int:
     repaired = "count-objects-unhealthy-post-repair" in data  # Tahoe's two shapes
     if args.json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
-    elif repaired:
-        renewed = sum(1 for _, r in report.objects if r.leases_renewed)
-        sys.stdout.write(
-            f"done: {data['count-objects-checked']} objects checked, {renewed} leases renewed\n"
-            f" pre-repair: {data['count-objects-healthy-pre-repair']} healthy, "
-            f"{data['count-objects-unhealthy-pre-repair']} unhealthy\n"
-            f" {data['count-repairs-attempted']} repairs attempted, "
-            f"{data['count-repairs-successful']} successful, "
-            f"{data['count-repairs-unsuccessful']} failed\n"
-            f" post-repair: {data['count-objects-healthy-post-repair']} healthy, "
-            f"{data['count-objects-unhealthy-post-repair']} unhealthy\n"
-        )
     else:
         renewed = sum(1 for _, r in report.objects if r.leases_renewed)
-        sys.stdout.write(
-            f"done: {data['count-objects-checked']} objects checked, {renewed} leases renewed, "
-            f"{data['count-objects-healthy']} healthy, "
-            f"{data['count-objects-unhealthy']} unhealthy\n"
-        )
+        sys.stdout.write(deep_check_text(data, renewed))
     unhealthy = data[
         "count-objects-unhealthy-post-repair" if repaired else "count-objects-unhealthy"
     ]
