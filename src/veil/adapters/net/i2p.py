@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any
 
@@ -28,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from veil.adapters.net.sam_client import SamSession, open_socket
-from veil.adapters.net.socks import _NoLocalResolver
+from veil.adapters.net.socks import StreamConnector
 from veil.adapters.net.tcp import ListenAddress
 from veil.errors import ConfigError, ServerUnavailable, UsageError
 from veil.formats import sam
@@ -138,30 +139,19 @@ class I2PProvider:
                 await task.result().close()
 
 
-class SamConnector(aiohttp.TCPConnector):
+class SamConnector(StreamConnector):
     """Every connection a SAM stream of one peer's session, then TLS over it."""
 
+    network = "I2P"
+
     def __init__(self, provider: I2PProvider, isolation_key: str, **kwargs: Any) -> None:
-        super().__init__(resolver=_NoLocalResolver(), use_dns_cache=False, **kwargs)
+        super().__init__(**kwargs)
         self._provider = provider
         self._isolation_key = isolation_key
 
-    async def _wrap_create_connection(
-        self,
-        *args: Any,
-        addr_infos: list[Any],
-        req: Any,
-        timeout: aiohttp.ClientTimeout,
-        client_error: type[Exception] = aiohttp.ClientConnectorError,
-        **kwargs: Any,
-    ) -> tuple[asyncio.Transport, Any]:
-        host = addr_infos[0][4][0]
-        try:
-            sock = await self._provider.open_stream(self._isolation_key, host)
-        except TimeoutError:
-            raise ServerUnavailable("no answer through I2P in time") from None
-        try:
-            return await self._loop.create_connection(*args, **kwargs, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
+    async def open_stream(self, host: str, port: int) -> socket.socket:
+        sock: socket.socket = await self._provider.open_stream(self._isolation_key, host)
+        return sock
+
+    def connect_limit(self, timeout: aiohttp.ClientTimeout) -> float | None:
+        return None  # the provider's stream_timeout: I2P takes longer than a connect

@@ -2,10 +2,11 @@
 
 ``open_tunnel`` connects to the proxy, authenticates with the stream's
 isolation credentials and asks it to CONNECT to a host *name* (resolved by
-Tor, never here). ``SocksConnector`` is an aiohttp connector that makes every
-connection that way and then runs TLS over the tunnel, so SPKI pinning works
-exactly as on direct connections. It has no resolver: a host name given to it
-is never looked up locally.
+Tor, never here). ``StreamConnector`` is an aiohttp connector whose every
+connection is such a stream with TLS run over it, so SPKI pinning works exactly
+as on direct connections; it has no resolver, so a host name given to it is
+never looked up locally. ``SocksConnector`` opens its streams through SOCKS5;
+I2P's ``SamConnector`` (``veil.adapters.net.i2p``) through SAM.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ async def open_tunnel(
     return sock
 
 
-class _NoLocalResolver(AbstractResolver):
-    """Hands the name on unresolved: the proxy resolves it."""
+class NoLocalResolver(AbstractResolver):
+    """Hands the name on unresolved: the proxy (or router) resolves it."""
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -99,15 +100,25 @@ class _NoLocalResolver(AbstractResolver):
         return None
 
 
-class SocksConnector(aiohttp.TCPConnector):
-    """Every connection through ``proxy`` with the same isolation credentials."""
+class StreamConnector(aiohttp.TCPConnector):
+    """An aiohttp connector whose every connection is a stream that
+    ``open_stream`` opens through an anonymizing network (never a local name
+    lookup), with TLS run over it as on direct connections. Subclasses say how
+    the stream is opened (``network`` names it in errors)."""
 
-    def __init__(self, proxy: Endpoint, creds: socks5.Credentials, **kwargs: Any) -> None:
-        kwargs["resolver"] = _NoLocalResolver()
+    network = "the network"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["resolver"] = NoLocalResolver()
         kwargs.pop("use_dns_cache", None)
         super().__init__(use_dns_cache=False, **kwargs)
-        self._proxy = proxy
-        self._creds = creds
+
+    async def open_stream(self, host: str, port: int) -> socket.socket:
+        raise NotImplementedError
+
+    def connect_limit(self, timeout: aiohttp.ClientTimeout) -> float | None:
+        """How long opening a stream may take (None: ``open_stream`` bounds it)."""
+        return timeout.sock_connect
 
     async def _wrap_create_connection(
         self,
@@ -119,15 +130,29 @@ class SocksConnector(aiohttp.TCPConnector):
         **kwargs: Any,
     ) -> tuple[asyncio.Transport, Any]:
         host, port = addr_infos[0][4][0], addr_infos[0][4][1]
+        limit = self.connect_limit(timeout)
         try:
-            async with asyncio.timeout(timeout.sock_connect):
-                sock = await open_tunnel(self._proxy, host, port, self._creds)
+            async with asyncio.timeout(limit):
+                sock = await self.open_stream(host, port)
         except TimeoutError:
-            raise ServerUnavailable(
-                f"no answer through Tor within {timeout.sock_connect:.0f} s"
-            ) from None
+            within = f" within {limit:.0f} s" if limit else " in time"
+            raise ServerUnavailable(f"no answer through {self.network}{within}") from None
         try:
             return await self._loop.create_connection(*args, **kwargs, sock=sock)
         except BaseException:
             sock.close()
             raise
+
+
+class SocksConnector(StreamConnector):
+    """Every connection through ``proxy`` with the same isolation credentials."""
+
+    network = "Tor"
+
+    def __init__(self, proxy: Endpoint, creds: socks5.Credentials, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._proxy = proxy
+        self._creds = creds
+
+    async def open_stream(self, host: str, port: int) -> socket.socket:
+        return await open_tunnel(self._proxy, host, port, self._creds)
