@@ -28,6 +28,19 @@ CALL_TIMEOUT = 30.0
 LeaseSecrets = Callable[[bytes, bytes], tuple[bytes, bytes]]  # (SI, lease seed) → secrets
 
 
+async def renew_lease(server: StorageClient, si: bytes, secrets: LeaseSecrets) -> int:
+    """Add or renew this client's lease on ``si`` at ``server``: 1 if done, 0 if
+    the server refused or did not answer (the check goes on)."""
+    renew, cancel = secrets(si, server.lease_seed)
+    try:
+        await asyncio.wait_for(
+            server.add_or_renew_lease(si, renew_secret=renew, cancel_secret=cancel), CALL_TIMEOUT
+        )
+    except (VeilError, TimeoutError):
+        return 0
+    return 1
+
+
 @dataclass
 class CheckedShare:
     """A share that verified: its server, validator and raw header and trailer."""
@@ -111,15 +124,7 @@ async def check_immutable(
         shares = frozenset(s for s in shares if s < cap.total_shares)
         out.held[server.server_id] = set(shares)
         if add_lease is not None and shares:
-            renew, cancel = add_lease(si, server.lease_seed)
-            try:
-                await asyncio.wait_for(
-                    server.add_or_renew_lease(si, renew_secret=renew, cancel_secret=cancel),
-                    CALL_TIMEOUT,
-                )
-                out.leases += 1
-            except (VeilError, TimeoutError):
-                pass
+            out.leases += await renew_lease(server, si, add_lease)
         for shnum in sorted(shares):
             if not verify:
                 res.sharemap.setdefault(shnum, set()).add(server.server_id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from veil.errors import IntegrityError, VeilError
 from veil.formats import base32, mdmf
 from veil.formats import mutable_caps as mc
-from veil.services.checker.immutable import LeaseSecrets
+from veil.services.checker.immutable import LeaseSecrets, renew_lease
 from veil.services.checker.results import CheckResults
 from veil.services.interfaces import StorageClient
 from veil.services.mutable.files import MutableFiles
@@ -127,15 +127,7 @@ async def check_mutable(
         if not shares:
             return
         if add_lease is not None:
-            renew, cancel = add_lease(si, server.lease_seed)
-            try:
-                await asyncio.wait_for(
-                    server.add_or_renew_lease(si, renew_secret=renew, cancel_secret=cancel),
-                    CALL_TIMEOUT,
-                )
-                out.leases += 1
-            except (VeilError, TimeoutError):
-                pass
+            out.leases += await renew_lease(server, si, add_lease)
         try:
             out.seen.extend(
                 await asyncio.wait_for(_seen_on(files, server, si, cap, verify), CALL_TIMEOUT)
