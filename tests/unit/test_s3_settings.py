@@ -52,7 +52,7 @@ def test_disk_stays_the_default(tmp_path: Path) -> None:
     assert isinstance(open_storage_backend(node), DiskBackend)
 
 
-@pytest.mark.parametrize("endpoint", ["https://s3.example.net", "http://10.0.0.5:9000", ""])
+@pytest.mark.parametrize("endpoint", ["https://s3.example.net", "http://192.0.2.5:9000", ""])
 def test_a_node_hiding_its_ip_refuses_a_store_elsewhere(tmp_path: Path, endpoint: str) -> None:
     node = s3_node(tmp_path, **{"s3.endpoint": endpoint})
     node.config.set("node", "reveal-IP-address", "false")

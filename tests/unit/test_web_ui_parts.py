@@ -91,7 +91,7 @@ def test_a_plain_name_is_kept_nfc() -> None:
         ("[::1]:3456", True),
         ("127.0.0.1", True),
         ("rebound.example:3456", False),
-        ("10.0.0.5:3456", False),
+        ("192.0.2.5:3456", False),
         ("abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion", True),
     ],
 )
