@@ -6,8 +6,9 @@ The nodes are made and run with the command line, each ``veil run`` its own
 process (stopped by PID). Every node uses a non-floodfill router's SAM bridge
 through the host's 127.0.0.1 (``relay.py``), as a node with a local router
 would. i2pd 2.45 answers ``SESSION CREATE`` after 20 s, so nodes are started
-together and each command waits about 20 s per hop of sessions it needs (the
-client: one for the introducer, then one per server, in parallel).
+together and each command waits about 20 s per hop of sessions it needs (a
+new client: one for the introducer, then one per server, in parallel; a client
+that heard the servers before makes their sessions while it asks the introducer).
 """
 
 from __future__ import annotations

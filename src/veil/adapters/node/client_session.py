@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,6 +187,49 @@ async def known_servers(
     return merged
 
 
+def _same_directory(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def cached_servers(node: NodeDirectory) -> dict[str, dict[str, Any]]:
+    """The servers known without a round trip: the introducers' caches and
+    ``servers.yaml``."""
+    from veil.adapters.node.introducer import cached_announcements
+
+    merged: dict[str, dict[str, Any]] = {}
+    for petname in node.introducers():
+        merged.update(
+            cached_announcements(node.private / f"introducer_{petname}_cache.json").servers()
+        )
+    merged.update(node.servers())
+    return merged
+
+
+async def _servers_while_warming(
+    node: NodeDirectory, networks: Networks
+) -> dict[str, dict[str, Any]]:
+    """``known_servers``, while the SAM sessions of the I2P servers already
+    known are made: a session takes one tunnel build (20 s on i2pd 2.45), which
+    then overlaps the introducer's round trip instead of following it."""
+    if not node.introducers():
+        return await known_servers(node, networks)
+    early = [sid for sid, ann in cached_servers(node).items() if needs_i2p(sid, ann)]
+    if not early:
+        return await known_servers(node, networks)
+    await networks.ensure_i2p()
+    warming = asyncio.ensure_future(networks.prepare_i2p(early))
+    try:
+        servers = await known_servers(node, networks)
+    except BaseException:
+        warming.cancel()
+        raise
+    await warming
+    return servers
+
+
 def introducer_nurl(node: NodeDirectory, petname: str, text: str) -> NURL:
     try:
         return parse_nurl(text)
@@ -195,16 +240,35 @@ def introducer_nurl(node: NodeDirectory, petname: str, text: str) -> NURL:
         ) from None
 
 
+_warm: ContextVar[Client | None] = ContextVar("veil_warm_client", default=None)
+
+
+@contextmanager
+def warm_client(client: Client) -> Iterator[None]:
+    """Within this (one task and what it starts), ``open_client`` of the same
+    node directory gives ``client``, open already and left open: a running
+    node's command server lends its session to the command it runs."""
+    token = _warm.set(client)
+    try:
+        yield
+    finally:
+        _warm.reset(token)
+
+
 @asynccontextmanager
 async def open_client(
     path: Path, *, network: NetworkProvider | None = None
 ) -> AsyncIterator[Client]:
+    warm = _warm.get()
+    if warm is not None and network is None and _same_directory(warm.node.path, path):
+        yield warm
+        return
     node = NodeDirectory(path)
     intro_tor = any(
         introducer_nurl(node, p, t).scheme == TOR_SCHEME for p, t in node.introducers().items()
     )
     networks = await networks_for(node, need_tor=intro_tor, tcp=network)
-    servers = await known_servers(node, networks)
+    servers = await _servers_while_warming(node, networks)
     if any(needs_tor(s, a) for s, a in servers.items()):
         await networks.ensure_tor()
     if any(needs_i2p(s, a) for s, a in servers.items()):

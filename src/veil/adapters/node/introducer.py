@@ -172,18 +172,25 @@ async def publish(
     )
 
 
-async def fetch_servers(
-    nurl: NURL, cache: Path, networks: Networks | None = None, petname: str = ""
-) -> dict[str, dict[str, Any]]:
-    """Storage announcements from one introducer, verified; falls back to (and
-    refreshes) the cache file, whose entries are verified again on load."""
+def cached_announcements(cache: Path) -> AnnouncementBook:
+    """What an introducer said last time (each entry verified again), read
+    without touching the network; empty when there is no cache yet."""
     book = AnnouncementBook()
     if cache.exists():
         try:
             for doc in json.loads(cache.read_text()):
                 book.offer(SignedAnnouncement.from_json(doc))
-        except (ValueError, FormatError):
+        except (OSError, ValueError, FormatError):
             log.warning("ignoring a damaged introducer cache %s", cache)
+    return book
+
+
+async def fetch_servers(
+    nurl: NURL, cache: Path, networks: Networks | None = None, petname: str = ""
+) -> dict[str, dict[str, Any]]:
+    """Storage announcements from one introducer, verified; falls back to (and
+    refreshes) the cache file, whose entries are verified again on load."""
+    book = cached_announcements(cache)
     try:
         answer = await _request(
             nurl,
