@@ -212,5 +212,16 @@ def test_create_client_makes_a_client_only_node(tmp_path: Path) -> None:
     r = veil("create-client", str(tmp_path / "c"))
     assert r.returncode == 0
     assert "enabled = false" in (tmp_path / "c" / "tahoe.cfg").read_text()
-    r = veil("run", str(tmp_path / "c"))
-    assert r.returncode == 1 and b"nothing to run" in r.stderr
+    # running, a client-only node serves the CLI's commands (private/cli.sock)
+    proc = subprocess.Popen([*VEIL, "run", str(tmp_path / "c")], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "c" / "private" / "cli.sock").exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert not (tmp_path / "c" / "private" / "cli.sock").exists()

@@ -145,11 +145,6 @@ class StorageNode:
                 "which veil does not have",
                 hint="set [storage] enabled = false, or remove anonymous",
             )
-        if not self.settings.enabled and not self.run_introducer and not self.web_port:
-            raise ConfigError(
-                f"{path}: [storage] enabled = false, so there is nothing to run",
-                hint="client-only nodes need no 'veil run' unless [node] web.port is set",
-            )
         self.server: StorageServer | None = None
         self.http: RunningServer | None = None
         self.introducer: RunningServer | None = None

@@ -63,19 +63,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     backup_restore.add_parsers(sub)
 
 
-def _cmd(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
+def _cmd(fn: Any) -> runtime.LoopCommand:
+    """With ``--json`` a failure is a JSON error line (restic's way)."""
+
+    async def guarded(args: argparse.Namespace) -> int:
         if not getattr(args, "json", False):
-            return int(runtime.run(fn(args)))
+            return int(await fn(args))
         from veil.frontends.cli.backup_report import Reporter
 
         try:
-            return int(runtime.run(fn(args)))
+            return int(await fn(args))
         except VeilError as exc:
             Reporter("", as_json=True).emit("error", message=str(exc), hint=exc.hint)
             return 1
 
-    return run
+    return runtime.LoopCommand(guarded)
 
 
 def grid_target(arg: str, node: Path) -> GridPath:

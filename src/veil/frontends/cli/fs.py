@@ -56,11 +56,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_cmd(_cp))
 
 
-def _cmd(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        return int(runtime.run(fn(args)))
-
-    return run
+def _cmd(fn: Any) -> runtime.LoopCommand:
+    return runtime.LoopCommand(fn)
 
 
 def _grid(arg: str, node: Path) -> GridPath:

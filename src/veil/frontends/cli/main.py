@@ -118,6 +118,27 @@ def _no_system_ca_store() -> None:
                 os.environ[name] = value
 
 
+def render_failure(exc: BaseException) -> int | None:
+    """Say what went wrong in one line (and a hint) on stderr; the exit status,
+    or None for a bug, which keeps its traceback. The command server of a
+    running node renders its commands' failures here too."""
+    if isinstance(exc, VeilError):
+        _say(f"veil: error: {exc}")
+        if exc.hint:
+            _say(f"hint: {exc.hint}")
+        return EXIT_ERROR
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("veil: interrupted\n")
+        return 130
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_ERROR
+    if isinstance(exc, OSError):  # a file the user named cannot be read or written
+        where = f": {exc.filename}" if exc.filename else ""
+        _say(f"veil: error: {exc.strerror or exc}{where}")
+        return EXIT_ERROR
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -125,20 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except VeilError as exc:
-        _say(f"veil: error: {exc}")
-        if exc.hint:
-            _say(f"hint: {exc.hint}")
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write("veil: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        return EXIT_ERROR
-    except OSError as exc:  # a file the user named cannot be read or written
-        where = f": {exc.filename}" if exc.filename else ""
-        _say(f"veil: error: {exc.strerror or exc}{where}")
-        return EXIT_ERROR
+    except (VeilError, KeyboardInterrupt, OSError) as exc:
+        failed = render_failure(exc)
+        if failed is None:
+            raise
+        return failed
 
 
 if __name__ == "__main__":

@@ -39,9 +39,20 @@ async def _serve(path: Path) -> int:
     except BaseException:
         await node.stop()  # withdraw whatever was started (an onion service, listeners)
         raise
+    from veil.frontends.cli.command_server import CommandServer
+
+    server = CommandServer(path)  # private/cli.sock: the CLI's commands run here
+    commands: CommandServer | None = server
+    try:
+        await server.start()
+    except OSError as exc:
+        log.warning("not serving CLI commands (%s): they run in their own processes", exc)
+        commands = None
     log.info("veil %s node %s running: %s", __version__, node.server_id, node.describe())
     await stop.wait()
     log.info("shutting down")
+    if commands is not None:
+        await commands.stop()
     await node.stop()
     return 0
 
