@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +52,20 @@ def change(root: Path, count: int = 10) -> None:
         p.write_bytes(os.urandom(4096))
 
 
-def rows(label: str, veil_s: float, tahoe_s: float | None) -> str:
+def rows(label: str, veil_s: float, served_s: float, tahoe_s: float | None) -> str:
     if tahoe_s is None:
-        return f"| {label} | {veil_s:.2f} | - | - |"
-    return f"| {label} | {veil_s:.2f} | {tahoe_s:.2f} | {tahoe_s / veil_s:.1f}x |"
+        return f"| {label} | {veil_s:.2f} | {served_s:.2f} | - | - | - |"
+    return (
+        f"| {label} | {veil_s:.2f} | {served_s:.2f} | {tahoe_s:.2f} "
+        f"| {tahoe_s / veil_s:.1f}x | {tahoe_s / served_s:.1f}x |"
+    )
+
+
+def node_peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def main() -> None:
@@ -66,10 +78,12 @@ def main() -> None:
     compile_sources()
     tahoe = tahoe_executable()
     out: list[str] = []
+    standalone = {**os.environ, "VEIL_STANDALONE": "1"}
     with tempfile.TemporaryDirectory(prefix="veil-backup-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        src = tmp / "src"
-        make_tree(src, opts.small, opts.big)
+        trees = {k: tmp / f"src-{k}" for k in ("veil", "served", "tahoe")}
+        for tree in trees.values():  # each its own bytes: no upload finds another's shares
+            make_tree(tree, opts.small, opts.big)
         subprocess.run(
             [
                 *VEIL,
@@ -91,11 +105,34 @@ def main() -> None:
         vc = ["-d", str(tmp / "veil" / "client")]
         tnodes = [TahoeNode.create_storage(tahoe, tmp / f"ts{i}") for i in range(SERVERS)]
         client: TahoeNode | None = None
+        node: subprocess.Popen[bytes] | None = None
         try:
             subprocess.run([*VEIL, *vc, "create-alias", "tahoe"], check=True, capture_output=True)
-            v = {}
-            v["first"], v_rss, _ = timed([*VEIL, *vc, "backup", str(src), "tahoe:b"])
-            v["again"], _, _ = timed([*VEIL, *vc, "backup", str(src), "tahoe:b"])
+            subprocess.run([*VEIL, *vc, "create-alias", "served"], check=True, capture_output=True)
+            # the same client node, also running (as Tahoe's client node runs): the CLI
+            # hands its commands to it; VEIL_STANDALONE=1 runs them in their own process
+            node = subprocess.Popen(
+                [*VEIL, "run", str(tmp / "veil" / "client")], stderr=subprocess.DEVNULL
+            )
+            sock = tmp / "veil" / "client" / "private" / "cli.sock"
+            while not sock.exists():
+                assert node.poll() is None, "the client node did not start"
+                time.sleep(0.05)
+            v: dict[str, float] = {}
+            w: dict[str, float] = {}
+
+            def veil(target: str, *args: str) -> tuple[float, int]:
+                env = None if target == "served" else standalone
+                t, rss, _ = timed([*VEIL, *vc, *args], env=env)
+                return t, rss
+
+            def backups(d: dict[str, float], which: str) -> int:
+                d["first"], rss = veil(which, "backup", str(trees[which]), f"{which}:b")
+                d["again"], _ = veil(which, "backup", str(trees[which]), f"{which}:b")
+                return rss
+
+            v_rss = backups(v, "veil")
+            backups(w, "served")
             t: dict[str, float | None] = dict.fromkeys(("first", "again", "changed", "restore"))
             if not opts.no_tahoe:
                 for n in tnodes:
@@ -110,22 +147,29 @@ def main() -> None:
                 client.wait_ready(connected_servers=SERVERS)
                 tc = [tahoe, "-d", str(client.path)]
                 subprocess.run([*tc, "create-alias", "tahoe"], check=True, capture_output=True)
-                t["first"] = timed([*tc, "backup", str(src), "tahoe:b"])[0]
-                t["again"] = timed([*tc, "backup", str(src), "tahoe:b"])[0]
-            change(src)
-            v["changed"], _, _ = timed([*VEIL, *vc, "backup", str(src), "tahoe:b"])
-            v["restore"], _, _ = timed([*VEIL, *vc, "restore", "tahoe:b", str(tmp / "vr")])
+                t["first"] = timed([*tc, "backup", str(trees["tahoe"]), "tahoe:b"])[0]
+                t["again"] = timed([*tc, "backup", str(trees["tahoe"]), "tahoe:b"])[0]
+            for tree in trees.values():
+                change(tree)
+            for d, which in ((v, "veil"), (w, "served")):
+                d["changed"], _ = veil(which, "backup", str(trees[which]), f"{which}:b")
+                d["restore"], _ = veil(which, "restore", f"{which}:b", str(tmp / f"r-{which}"))
             if client is not None:
-                t["changed"] = timed([*tc, "backup", str(src), "tahoe:b"])[0]
+                t["changed"] = timed([*tc, "backup", str(trees["tahoe"]), "tahoe:b"])[0]
                 t["restore"] = timed([*tc, "cp", "-r", "tahoe:b/Latest", str(tmp / "tr")])[0]
-            shutil.rmtree(tmp / "vr")
+            served_rss = node_peak_kib(node.pid)
+            for which in ("veil", "served"):
+                shutil.rmtree(tmp / f"r-{which}")
             mem = tmp / "mem"
             for i in range(opts.mem_files):
                 d = mem / f"d{i % 200:03d}"
                 d.mkdir(parents=True, exist_ok=True)
                 (d / f"f{i}").write_bytes(b"%d" % i * 20)
-            m_s, m_rss, _ = timed([*VEIL, *vc, "backup", str(mem), "tahoe:mem"])
+            m_s, m_rss, _ = timed([*VEIL, *vc, "backup", str(mem), "veil:mem"], env=standalone)
         finally:
+            if node is not None and node.poll() is None:
+                node.send_signal(signal.SIGTERM)
+                node.wait(60)
             if client is not None:
                 client.stop()
             for n in tnodes:
@@ -133,15 +177,22 @@ def main() -> None:
             subprocess.run([*VEIL, "grid", "stop", str(tmp / "veil")], capture_output=True)
     size = f"{opts.small} x 4 KiB in 50 dirs + {opts.big} x 10 MiB"
     out.append(f"Workload: {size}; {SERVERS} servers, {NEEDED}-of-{TOTAL}, loopback.\n")
-    out.append("| row | veil s | tahoe s | tahoe/veil |")
-    out.append("|---|---|---|---|")
-    out.append(rows("first backup", v["first"], t["first"]))
-    out.append(rows("unchanged rerun", v["again"], t["again"]))
-    out.append(rows("rerun after changing 10 files", v["changed"], t["changed"]))
-    out.append(rows("full restore (tahoe: cp -r Latest)", v["restore"], t["restore"]))
     out.append(
-        f"\nveil client peak RSS: {v_rss / 1024:.0f} MiB (first backup above); "
-        f"{m_rss / 1024:.0f} MiB backing up {opts.mem_files} files ({m_s:.1f} s)"
+        "| row | veil s (own process) | veil s (running node) | tahoe s (running node) "
+        "| tahoe/veil | tahoe/veil (running node) |"
+    )
+    out.append("|---|---|---|---|---|---|")
+    for key, label in (
+        ("first", "first backup"),
+        ("again", "unchanged rerun"),
+        ("changed", "rerun after changing 10 files"),
+        ("restore", "full restore (tahoe: cp -r Latest)"),
+    ):
+        out.append(rows(label, v[key], w[key], t[key]))
+    out.append(
+        f"\nveil client peak RSS: {v_rss / 1024:.0f} MiB (first backup, own process), "
+        f"running node {served_rss / 1024:.0f} MiB (all its rows); "
+        f"{m_rss / 1024:.0f} MiB backing up {opts.mem_files} files ({m_s:.1f} s, own process)"
     )
     print("\n".join(out))
 

@@ -36,7 +36,7 @@ MiB = 1024 * 1024
 TIME = Path("/usr/bin/time")
 
 
-def timed(args: list[str]) -> tuple[float, int, bytes]:
+def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, bytes]:
     """Run a command; (seconds, peak RSS KiB of the command, stdout).
 
     The peak is read by /usr/bin/time: a child forked from this (large) process
@@ -45,7 +45,7 @@ def timed(args: list[str]) -> tuple[float, int, bytes]:
     with tempfile.NamedTemporaryFile() as rss, tempfile.TemporaryFile() as err:
         wrapper = ["/usr/bin/time", "-f", "%M", "-o", rss.name] if TIME.exists() else []
         start = time.perf_counter()
-        proc = subprocess.run([*wrapper, *args], stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.run([*wrapper, *args], stdout=subprocess.PIPE, stderr=err, env=env)
         elapsed = time.perf_counter() - start
         if proc.returncode:
             err.seek(0)
@@ -179,6 +179,8 @@ def main() -> None:
     ap.add_argument("--dir-files", type=int, default=1000, help="ls and cp -r rows")
     ap.add_argument("--mdmf-mib", type=int, default=100, help="file for the MDMF update row")
     ap.add_argument("--skip-dirs", action="store_true", help="leave out the directory rows")
+    ap.add_argument("--skip-big", action="store_true", help="leave out the put/get rows")
+    ap.add_argument("--skip-small", action="store_true", help="leave out the 4 KiB API rows")
     opts = ap.parse_args()
     compile_sources()
     # a SIGTERM (a time limit, a kill by PID) still stops both grids in the finally below
@@ -234,7 +236,7 @@ def main() -> None:
 
             # -- big files -----------------------------------------------------
             client_rss = {"veil": 0, "tahoe": 0}
-            for size_mib in [int(s) for s in opts.sizes_mib.split(",")]:
+            for size_mib in [] if opts.skip_big else [int(s) for s in opts.sizes_mib.split(",")]:
                 size = size_mib * MiB
 
                 def put_get(
@@ -311,7 +313,7 @@ def main() -> None:
                     list(pool.map(lambda d: node.put(os.urandom(8) + d[8:]), files))
                 return n / (time.perf_counter() - start)
 
-            for conc in (1, 32):
+            for conc in () if opts.skip_small else (1, 32):
                 how = "one by one" if conc == 1 else f"{conc} at a time"
                 table.add(
                     f"{n} x 4 KiB put, {how} (veil API / Tahoe web API)",

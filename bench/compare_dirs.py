@@ -1,6 +1,10 @@
 """Directory and mutable-file rows of ``bench/compare.py``: mkdir, ls of a large
 directory, ``cp -r`` up and down of many small files, and an in-place MDMF
-update of 4 KiB inside a large file, for veil and Tahoe (HTTP) side by side."""
+update of 4 KiB inside a large file, for veil and Tahoe (HTTP) side by side.
+
+The CLI rows are measured twice for veil: each command in its own process,
+and handed to the client node running (``veil run``), as Tahoe's CLI always
+hands its commands to its running node."""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +58,31 @@ async def _veil_mdmf(vclient: Path, size: int) -> tuple[str, float]:
     return cap.to_string(), time.perf_counter() - start
 
 
-def directory_rows(
-    table: Table, tmp: Path, vclient: str, tahoe: str, http: TahoeNode, opts: Any
+@contextmanager
+def running_node(vclient: str) -> Iterator[None]:
+    """``veil run`` on the client's node directory, stopped by its PID."""
+    proc = subprocess.Popen([*VEIL, "run", vclient], stderr=subprocess.DEVNULL)
+    sock = Path(vclient) / "private" / "cli.sock"
+    try:
+        while not sock.exists():
+            if proc.poll() is not None:
+                raise SystemExit("the veil client node did not start")
+            time.sleep(0.05)
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+
+
+def _cli_rows(
+    table: Table, tmp: Path, vclient: str, tahoe: str, http: TahoeNode, opts: Any, how: str
 ) -> None:
+    """mkdir, ls and cp -r through the CLI; ``how`` names the veil side's way."""
     tdir = str(http.path)
     runs = opts.runs
     table.add(
-        "mkdir (CLI, unlinked)",
+        f"mkdir (CLI{how}, unlinked)",
         _median(lambda: _cli([*VEIL, "-d", vclient, "mkdir"])[0], runs),
         _median(lambda: _cli([tahoe, "-d", tdir, "mkdir"])[0], runs),
         None,
@@ -71,7 +96,7 @@ def directory_rows(
         "POST", f"{http.url}/uri?t=mkdir-with-children", json.dumps(children).encode()
     ).decode()
     table.add(
-        f"ls of a {n}-entry directory (CLI)",
+        f"ls of a {n}-entry directory (CLI{how})",
         _median(lambda: _cli([*VEIL, "-d", vclient, "ls", vcap])[0], runs),
         _median(lambda: _cli([tahoe, "-d", tdir, "ls", tcap])[0], runs),
         None,
@@ -82,23 +107,33 @@ def directory_rows(
     src.mkdir()
     for i in range(n):
         (src / f"f{i:05d}.bin").write_bytes(os.urandom(4096))
-    _cli([*VEIL, "-d", vclient, "create-alias", "bench"])
-    _cli([tahoe, "-d", tdir, "create-alias", "bench"])
-    up_v, _ = _cli([*VEIL, "-d", vclient, "cp", "-r", str(src), "bench:"])
-    up_t, _ = _cli([tahoe, "-d", tdir, "cp", "-r", str(src), "bench:"])
-    table.add(f"cp -r up, {n} x 4 KiB (CLI)", n / up_v, n / up_t, None, "files/s", True)
+    alias = f"bench{len(table.rows)}"
+    _cli([*VEIL, "-d", vclient, "create-alias", alias])
+    _cli([tahoe, "-d", tdir, "create-alias", alias])
+    up_v, _ = _cli([*VEIL, "-d", vclient, "cp", "-r", str(src), f"{alias}:"])
+    up_t, _ = _cli([tahoe, "-d", tdir, "cp", "-r", str(src), f"{alias}:"])
+    table.add(f"cp -r up, {n} x 4 KiB (CLI{how})", n / up_v, n / up_t, None, "files/s", True)
     down_v, down_t = tmp / "down-veil", tmp / "down-tahoe"
     down_v.mkdir()
     down_t.mkdir()
-    dv, _ = _cli([*VEIL, "-d", vclient, "cp", "-r", "bench:many", str(down_v)])
-    dt, _ = _cli([tahoe, "-d", tdir, "cp", "-r", "bench:many", str(down_t)])
+    dv, _ = _cli([*VEIL, "-d", vclient, "cp", "-r", f"{alias}:many", str(down_v)])
+    dt, _ = _cli([tahoe, "-d", tdir, "cp", "-r", f"{alias}:many", str(down_t)])
     for d in (down_v / "many", down_t / "many"):
         if sorted(p.read_bytes() for p in d.iterdir()) != sorted(
             p.read_bytes() for p in src.iterdir()
         ):
             raise SystemExit(f"cp -r down into {d} gave different files")
-    table.add(f"cp -r down, {n} x 4 KiB (CLI)", n / dv, n / dt, None, "files/s", True)
-    shutil.rmtree(src)
+    table.add(f"cp -r down, {n} x 4 KiB (CLI{how})", n / dv, n / dt, None, "files/s", True)
+    for d in (src, down_v, down_t):
+        shutil.rmtree(d)
+
+
+def directory_rows(
+    table: Table, tmp: Path, vclient: str, tahoe: str, http: TahoeNode, opts: Any
+) -> None:
+    _cli_rows(table, tmp, vclient, tahoe, http, opts, "")
+    with running_node(vclient):
+        _cli_rows(table, tmp, vclient, tahoe, http, opts, ", veil via its running node")
     size = opts.mdmf_mib * 2**20
     _, veil_update = asyncio.run(_veil_mdmf(Path(vclient), size))
     tcap_m = _http("PUT", f"{http.url}/uri?format=MDMF", os.urandom(size)).decode().strip()
