@@ -102,26 +102,26 @@ class BackupDB:
     # -- files -----------------------------------------------------------------------
 
     def file_cap(self, path: str, st: os.stat_result) -> str | None:
-        """The cap of ``path`` when it is unchanged since it was uploaded."""
-        c = self.db
-        row = c.execute(
-            "SELECT size, mtime, ctime, fileid FROM local_files WHERE path=?", (path,)
+        """The cap of ``path`` when it is unchanged since it was uploaded (one
+        query: a rerun asks this for every file)."""
+        row = self.db.execute(
+            "SELECT l.size, l.mtime, l.ctime, v.path, v.size, v.ino, v.dev, v.mtime_ns,"
+            " v.ctime_ns, c.filecap, u.fileid FROM local_files l"
+            " LEFT JOIN veil_local_files v ON v.path = l.path"
+            " LEFT JOIN caps c ON c.fileid = l.fileid"
+            " LEFT JOIN last_upload u ON u.fileid = l.fileid"
+            " WHERE l.path=?",
+            (path,),
         ).fetchone()
         if not row:
             return None
-        size, mtime, ctime, fileid = row
-        if (size, mtime, ctime) != (st.st_size, int(st.st_mtime), int(st.st_ctime)):
+        if tuple(row[0:3]) != (st.st_size, int(st.st_mtime), int(st.st_ctime)):
             return None
-        mine = c.execute(
-            "SELECT size, ino, dev, mtime_ns, ctime_ns FROM veil_local_files WHERE path=?",
-            (path,),
-        ).fetchone()
         now = (st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns)
-        if mine is not None and tuple(mine) != now:
-            return None
-        cap = c.execute("SELECT filecap FROM caps WHERE fileid=?", (fileid,)).fetchone()
-        uploaded = c.execute("SELECT 1 FROM last_upload WHERE fileid=?", (fileid,)).fetchone()
-        return _text(cap[0]) if cap and uploaded else None
+        if row[3] is not None and tuple(row[4:9]) != now:
+            return None  # veil's own finer record (written by veil, not by Tahoe) differs
+        cap, uploaded = row[9], row[10]
+        return _text(cap) if cap is not None and uploaded is not None else None
 
     def _fileid(self, cap: str) -> int:
         c = self.db

@@ -209,11 +209,17 @@ def _caller(conn: socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
+_parsers: list[argparse.ArgumentParser] = []
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
+    """``main``'s parser, built once (it knows every command: ~20 ms a build)."""
     from veil.frontends.cli.main import build_parser
 
-    parser = build_parser()
-    parser.exit_on_error = False
+    if not _parsers:
+        _parsers.append(build_parser())
+        _parsers[0].exit_on_error = False
+    parser = _parsers[0]
     try:
         with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
             return parser.parse_args(argv)

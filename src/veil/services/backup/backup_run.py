@@ -219,7 +219,11 @@ class BackupRun:
                 continue  # gone since it was listed
             kind = kind_of(cst.st_mode)
             if kind == FILE:
-                files[grid_name] = asyncio.ensure_future(self._file(child, cst))
+                known = self._unchanged(child, cst)  # no task for what a rerun skips
+                if known is not None:
+                    children[grid_name] = known
+                else:
+                    files[grid_name] = asyncio.ensure_future(self._file(child, cst))
             elif kind == DIRECTORY:
                 subdirs.append((grid_name, child, cst))
             elif kind == SYMLINK:
@@ -271,14 +275,17 @@ class BackupRun:
         self.summary.symlinks += 1
         return result.cap.to_string(), self._meta(st, shown)
 
+    def _unchanged(self, path: Path, st: os.stat_result) -> tuple[str, dict[str, Any]] | None:
+        known = self.cache.file_cap(str(path), st)
+        if known is None:
+            return None
+        self.summary.files_unchanged += 1
+        self.summary.bytes_total += st.st_size
+        self.on_file(st.st_size, False)
+        return known, self._meta(st)
+
     async def _file(self, path: Path, st: os.stat_result) -> tuple[str, dict[str, Any]] | None:
         key = str(path)
-        known = self.cache.file_cap(key, st)
-        if known is not None:
-            self.summary.files_unchanged += 1
-            self.summary.bytes_total += st.st_size
-            self.on_file(st.st_size, False)
-            return known, self._meta(st)
         async with self.slots:
             for _attempt in range(RETRIES + 1):
                 try:
