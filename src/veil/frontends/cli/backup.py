@@ -11,6 +11,7 @@ done, 1 failed, 3 done but something was skipped (listed). docs/backup.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -120,7 +121,7 @@ async def _backup(args: argparse.Namespace) -> int:
     from veil.frontends.cli.backup_report import scan_totals
     from veil.services.backup.backup_run import BackupRun
     from veil.services.backup.metadata import archive_name
-    from veil.services.backup.snapshots import ensure_directory, publish
+    from veil.services.backup.snapshots import ensure_directory, link_archive, link_latest
 
     node = Path(args.node_directory)
     local = Path(args.local)
@@ -149,9 +150,12 @@ async def _backup(args: argparse.Namespace) -> int:
             base = await ensure_directory(dirs, target.root, target.parts)
             name = archive_name(time.time())
             s = run.summary
-            await publish(dirs, base, name, snapshot, s.as_json())
-            todo = await after_backup(
-                client, node, local, args.target, excluder.patterns, snapshot.to_string(), name
+            await link_archive(dirs, base, name, snapshot, s.as_json())
+            _, todo = await asyncio.gather(  # two mutable objects, neither waits for the other
+                link_latest(dirs, base, snapshot, s.as_json()),
+                after_backup(
+                    client, node, local, args.target, excluder.patterns, snapshot.to_string(), name
+                ),
             )
             renewal_todo = await after_backup_refresh(client, node)
     for line in (todo, renewal_todo):

@@ -27,7 +27,6 @@ from typing import Any
 
 from veil.formats import base32
 from veil.formats.hashes import tagged_hash
-from veil.formats.netstring import netstring
 
 VEIL_KEY = "veil"
 FILE, DIRECTORY, SYMLINK = "file", "dir", "symlink"
@@ -52,7 +51,7 @@ VCS_PATTERNS = (
     ".hgignore",
     "_darcs",
 )
-DIRHASH_TAG = b"veil_backupdb_dirhash_v1"  # Tahoe's tag hashes names and caps only
+DIRHASH_TAG = b"veil_backupdb_dirhash_v2"  # Tahoe's tag hashes names and caps only
 _NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[_T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?Z?$")
 
 
@@ -172,15 +171,15 @@ def archive_time(name: str) -> float | None:
 def dirhash(children: Mapping[str, tuple[str, Mapping[str, Any]]]) -> str:
     """The database key of a directory's contents: names, caps and metadata
     (so a changed mode or time makes a new directory; Tahoe's key hashes
-    names and caps only and would keep the old metadata)."""
-    parts = []
-    for name in sorted(children):
-        cap, meta = children[name]
-        meta_text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
-        parts.append(
-            netstring(name.encode()) + netstring(cap.encode()) + netstring(meta_text.encode())
-        )
-    return base32.b2a(tagged_hash(DIRHASH_TAG, b"".join(parts)))
+    names and caps only and would keep the old metadata). One JSON text of
+    the sorted entries: a rerun computes this for every directory."""
+    text = json.dumps(
+        [[name, *children[name]] for name in sorted(children)],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return base32.b2a(tagged_hash(DIRHASH_TAG, text.encode("utf-8", "surrogatepass")))
 
 
 class Excluder:

@@ -73,22 +73,35 @@ async def ensure_directory(dirs: Directories, root: mc.DirCap, parts: list[str])
     return here
 
 
+def _put(child: str, entry: Entry) -> Any:
+    def change(kids: dict[str, Entry]) -> dict[str, Entry]:
+        kids[child] = linked(entry, kids.get(child))
+        return kids
+
+    return change
+
+
+async def link_archive(
+    dirs: Directories, base: mc.DirCap, name: str, snapshot: mc.DirCap, stats: dict[str, Any]
+) -> None:
+    """Link ``snapshot`` as ``Archives/<name>`` under ``base`` (first: ``Latest``
+    then never names a snapshot that ``Archives`` does not list)."""
+    archives = await ensure_directory(dirs, base, [ARCHIVES])
+    await dirs.modify(archives, _put(name, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
+
+
+async def link_latest(
+    dirs: Directories, base: mc.DirCap, snapshot: mc.DirCap, stats: dict[str, Any]
+) -> None:
+    await dirs.modify(base, _put(LATEST, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
+
+
 async def publish(
     dirs: Directories, base: mc.DirCap, name: str, snapshot: mc.DirCap, stats: dict[str, Any]
 ) -> None:
     """Link ``snapshot`` as ``Archives/<name>`` and as ``Latest`` under ``base``."""
-    archives = await ensure_directory(dirs, base, [ARCHIVES])
-    entry = entry_for(snapshot.to_string(), {VEIL_KEY: stats})
-
-    def put(child: str) -> Any:
-        def change(kids: dict[str, Entry]) -> dict[str, Entry]:
-            kids[child] = linked(entry, kids.get(child))
-            return kids
-
-        return change
-
-    await dirs.modify(archives, put(name))
-    await dirs.modify(base, put(LATEST))
+    await link_archive(dirs, base, name, snapshot, stats)
+    await link_latest(dirs, base, snapshot, stats)
 
 
 async def _count(dirs: Directories, cap: mc.DirCap) -> tuple[int, int]:
@@ -142,4 +155,13 @@ async def unlink(dirs: Directories, base: mc.DirCap, names: Iterable[str]) -> No
     await dirs.modify(archives, change)
 
 
-__all__ = ["ARCHIVES", "LATEST", "Snapshot", "ensure_directory", "list_snapshots", "publish"]
+__all__ = [
+    "ARCHIVES",
+    "LATEST",
+    "Snapshot",
+    "ensure_directory",
+    "link_archive",
+    "link_latest",
+    "list_snapshots",
+    "publish",
+]
