@@ -28,7 +28,14 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from veil.frontends.cli.launcher import HEADER, MAX_REQUEST, SERVED, SOCKET, env_that_matters
+from veil.frontends.cli.launcher import (
+    HEADER,
+    MAX_REQUEST,
+    SERVED,
+    SOCKET,
+    current_umask,
+    env_that_matters,
+)
 from veil.frontends.runtime import LoopCommand
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,7 @@ class CommandServer:
         self.node_dir = node_dir.resolve()
         self.path = self.node_dir / "private" / SOCKET
         self.env = env_that_matters(os.environ)
-        self.umask = _umask()
+        self.umask = current_umask()
         self.config = self._config_stamp()
         self._sock: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
@@ -320,12 +327,6 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         await ready
     finally:
         loop.remove_reader(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
 
 
 __all__ = ["CommandServer"]

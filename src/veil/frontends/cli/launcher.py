@@ -136,7 +136,7 @@ def hand_over(argv: Sequence[str]) -> int | None:
         "argv": list(argv),
         "cwd": os.getcwd(),
         "env": env_that_matters(os.environ),
-        "umask": _umask(),
+        "umask": current_umask(),
     }
     body = json.dumps(request).encode()
     try:
@@ -167,7 +167,8 @@ def hand_over(argv: Sequence[str]) -> int | None:
     return 1
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The umask, read without changing it for longer than the call."""
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
