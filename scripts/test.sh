@@ -19,9 +19,10 @@ fi
 # The Tor and I2P suites spend most of their time waiting on their private
 # networks (Debian 12's i2pd answers each SAM session on a 20 s poll), so they run
 # beside the rest, in a network namespace of their own: their packet captures see
-# their own traffic only, and no port of theirs meets one of the other suites.
+# their own traffic only, and no port of theirs meets one of the other suites;
+# niced, so that the rest keeps the CPU when both want it.
 log=$(mktemp /tmp/veil-beside.XXXXXX)
-unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh "${pytest[@]}" "${beside[@]}" >"$log" 2>&1 &
+nice -n 10 unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh "${pytest[@]}" "${beside[@]}" >"$log" 2>&1 &
 bg=$!
 stop_beside() { if kill -0 "$bg" 2>/dev/null; then kill -TERM "$bg"; fi; }
 trap stop_beside EXIT

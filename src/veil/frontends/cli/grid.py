@@ -27,7 +27,7 @@ from veil.adapters.node.nodedir import NodeDirectory
 from veil.errors import ConfigError, UsageError
 from veil.formats.params import EncodingParameters
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # a loaded machine (a CI running suites side by side) starts nodes slowly
 STOP_TIMEOUT = 10.0
 
 
