@@ -20,7 +20,7 @@ from veil.errors import NotFound, UsageError
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.services.backup.metadata import VEIL_KEY, archive_time
-from veil.services.directories import Directories, entry_for, linked
+from veil.services.directories import Change, Directories, entry_for, linked
 
 ARCHIVES, LATEST = "Archives", "Latest"
 
@@ -73,7 +73,9 @@ async def ensure_directory(dirs: Directories, root: mc.DirCap, parts: list[str])
     return here
 
 
-def _put(child: str, entry: Entry) -> Any:
+def linking(child: str, entry: Entry) -> Change:
+    """A directory change that links ``entry`` as ``child`` (keeping its link times)."""
+
     def change(kids: dict[str, Entry]) -> dict[str, Entry]:
         kids[child] = linked(entry, kids.get(child))
         return kids
@@ -87,13 +89,13 @@ async def link_archive(
     """Link ``snapshot`` as ``Archives/<name>`` under ``base`` (first: ``Latest``
     then never names a snapshot that ``Archives`` does not list)."""
     archives = await ensure_directory(dirs, base, [ARCHIVES])
-    await dirs.modify(archives, _put(name, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
+    await dirs.modify(archives, linking(name, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
 
 
 async def link_latest(
     dirs: Directories, base: mc.DirCap, snapshot: mc.DirCap, stats: dict[str, Any]
 ) -> None:
-    await dirs.modify(base, _put(LATEST, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
+    await dirs.modify(base, linking(LATEST, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
 
 
 async def publish(
@@ -162,6 +164,7 @@ __all__ = [
     "ensure_directory",
     "link_archive",
     "link_latest",
+    "linking",
     "list_snapshots",
     "publish",
 ]

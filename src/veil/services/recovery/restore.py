@@ -19,11 +19,10 @@ from pathlib import Path
 
 from veil.errors import UsageError, VeilError
 from veil.formats import mutable_caps as mc
-from veil.formats.dirnode import Entry
 from veil.formats.recovery_document import LatestRecord, RecoveryDocument, Task
 from veil.services.backup.restore_run import RestoreRun, RestoreSummary, finish_target
-from veil.services.backup.snapshots import ARCHIVES, LATEST, ensure_directory
-from veil.services.directories import Change, Directories, entry_for, linked
+from veil.services.backup.snapshots import ARCHIVES, LATEST, ensure_directory, linking
+from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader
 from veil.services.recovery.latest import MutableStore, newest, read_latest
 
@@ -107,14 +106,6 @@ async def restore_tasks(
     return done
 
 
-def _linking(name: str, entry: Entry) -> Change:
-    def change(kids: dict[str, Entry]) -> dict[str, Entry]:
-        kids[name] = linked(entry, kids.get(name))
-        return kids
-
-    return change
-
-
 async def new_roots(
     dirs: Directories, doc: RecoveryDocument, record: LatestRecord
 ) -> dict[str, str]:
@@ -132,8 +123,8 @@ async def new_roots(
         base = await ensure_directory(dirs, roots[alias], parts)
         archives = await ensure_directory(dirs, base, [ARCHIVES])
         entry = entry_for(task.snapshot)
-        await dirs.modify(archives, _linking(task.snapshot_name or "restored", entry))
-        await dirs.modify(base, _linking(LATEST, entry))
+        await dirs.modify(archives, linking(task.snapshot_name or "restored", entry))
+        await dirs.modify(base, linking(LATEST, entry))
     return {alias: cap.to_string() for alias, cap in roots.items()}
 
 
