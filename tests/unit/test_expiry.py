@@ -156,3 +156,20 @@ def test_a_lost_or_damaged_index_is_rebuilt_from_the_containers(tmp_path: Path) 
     assert index.totals() == before and not index.is_fresh()
     clock.now += 200
     assert again.run_pass().shares_deleted == 3
+
+
+def test_a_completed_share_is_indexed_as_a_full_scan_would_index_it(tmp_path: Path) -> None:
+    g = _grid(tmp_path, ExpiryPolicy(True, "age", 100))
+    si = b"s" * 16
+    for shnum in (0, 3):  # each completion re-indexes only its own share
+        _put(g.server, si, shnum, b"r" * 32)
+    quick = sorted(g.expirer.index.shares_of(si), key=lambda s: s.shnum)
+    assert [s.shnum for s in quick] == [0, 3] and all(s.size == 1000 for s in quick)
+    g.expirer.refresh(si)  # the full scan of the storage index finds the same rows
+    assert sorted(g.expirer.index.shares_of(si), key=lambda s: s.shnum) == quick
+    # the shares were written in one flat incoming directory, left empty
+    assert list((tmp_path / "shares" / "incoming").iterdir()) == []
+    # a completion whose share is gone meanwhile falls back to the full scan
+    g.backend.delete_share(si, 3)
+    g.expirer.refresh(si, 3)
+    assert [s.shnum for s in g.expirer.index.shares_of(si)] == [0]

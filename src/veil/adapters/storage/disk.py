@@ -14,6 +14,7 @@ contract); an upload of that share replaces it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -41,6 +42,12 @@ def _problem(exc: Exception) -> str:
     return str(exc)
 
 
+@functools.lru_cache(maxsize=4096)
+def _si_name(si: bytes) -> str:
+    """A storage index's directory name (one base32 text per recent index)."""
+    return base32.b2a(si)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -52,10 +59,9 @@ def _fsync_dir(path: Path) -> None:
 class DiskIncomingShare:
     def __init__(self, backend: DiskBackend, si: bytes, shnum: int, allocated_size: int) -> None:
         self._backend = backend
-        self.path = backend.incoming_dir(si) / str(shnum)
+        self.path = backend.incoming_path(si, shnum)
         self.final = backend.share_dir(si) / str(shnum)
         self.allocated_size = allocated_size
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.pwrite(self._fd, new_header(allocated_size).pack(), 0)
 
@@ -77,12 +83,10 @@ class DiskIncomingShare:
         self.final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path, self.final)
         _fsync_dir(self.final.parent)
-        self._backend.remove_empty(self.path.parent)
 
     def abort(self) -> None:
         os.close(self._fd)
         self.path.unlink(missing_ok=True)
-        self._backend.remove_empty(self.path.parent)
 
 
 class DiskBackend:
@@ -102,12 +106,13 @@ class DiskBackend:
             self.incoming.mkdir(parents=True, exist_ok=True)
 
     def share_dir(self, si: bytes) -> Path:
-        s = base32.b2a(si)
+        s = _si_name(si)
         return self.shares / s[:2] / s
 
-    def incoming_dir(self, si: bytes) -> Path:
-        s = base32.b2a(si)
-        return self.incoming / s[:2] / s
+    def incoming_path(self, si: bytes, shnum: int) -> Path:
+        """Where a share is written until it is complete: one flat directory (no
+        directory made and removed per share; only this server ever reads it)."""
+        return self.incoming / f"{_si_name(si)}.{shnum}"
 
     def remove_empty(self, directory: Path) -> None:
         for d in (directory, directory.parent):

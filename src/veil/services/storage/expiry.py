@@ -250,8 +250,15 @@ class LeaseExpirer:
         self.sleep = sleep
         self.stats = ExpiryStats()
 
-    def refresh(self, si: bytes) -> None:
-        """Re-index one storage index after its leases changed."""
+    def refresh(self, si: bytes, completed: int | None = None) -> None:
+        """Re-index one storage index after its leases changed; ``completed``: the
+        immutable share just written, the only one that changed (one file read)."""
+        if completed is not None:
+            try:
+                self.index.put(read_share(self.backend, si, completed, False))
+                return
+            except (KeyError, OSError):
+                pass  # gone meanwhile: look at all of them
         current = {(s.shnum, s.mutable): s for s in shares_in(self.backend, si)}
         for old in self.index.shares_of(si):
             if (old.shnum, old.mutable) not in current:

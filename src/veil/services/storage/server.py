@@ -83,7 +83,8 @@ class StorageServer:
         # Lease expiry (veil.services.storage.expiry) decides under this lock and
         # is told of every lease change, to keep its index in step.
         self.lease_lock = threading.RLock()
-        self.lease_observer: Callable[[bytes], None] | None = None
+        # (storage index, the one immutable share just completed, or None: look at all)
+        self.lease_observer: Callable[[bytes, int | None], None] | None = None
         self.accounting: Accounting | None = None  # quotas (veil.adapters.node.accounts)
 
     def _admit(self, account: int, needed: int) -> None:
@@ -95,10 +96,10 @@ class StorageServer:
         )
         self.accounting.admit(account, pending=pending, needed=needed)
 
-    def _leases_changed(self, storage_index: bytes) -> None:
+    def _leases_changed(self, storage_index: bytes, completed: int | None = None) -> None:
         if self.lease_observer is not None:
             try:
-                self.lease_observer(storage_index)
+                self.lease_observer(storage_index, completed)
             except Exception as exc:  # the index is rebuilt if lost: never fail a request
                 log.warning("the lease index could not be updated: %s", exc)
 
@@ -210,7 +211,7 @@ class StorageServer:
             self._uploads.pop((storage_index, share_number))
             with self.lease_lock:
                 upload.incoming.finalize([upload.lease])
-            self._leases_changed(storage_index)
+            self._leases_changed(storage_index, share_number)
         return WriteResult(missing)
 
     def abort_upload(
