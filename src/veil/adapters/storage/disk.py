@@ -14,6 +14,7 @@ contract); an upload of that share replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -48,7 +49,7 @@ def _si_name(si: bytes) -> str:
     return base32.b2a(si)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -60,7 +61,7 @@ class DiskIncomingShare:
     def __init__(self, backend: DiskBackend, si: bytes, shnum: int, allocated_size: int) -> None:
         self._backend = backend
         self.path = backend.incoming_path(si, shnum)
-        self.final = backend.share_dir(si) / str(shnum)
+        self.final = backend._path(si, shnum)
         self.allocated_size = allocated_size
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.pwrite(self._fd, new_header(allocated_size).pack(), 0)
@@ -80,13 +81,15 @@ class DiskIncomingShare:
         os.pwrite(self._fd, new_header(self.allocated_size, len(leases)).pack(), 0)
         os.fsync(self._fd)
         os.close(self._fd)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
+        directory = os.path.dirname(self.final)
+        os.makedirs(directory, exist_ok=True)
         os.replace(self.path, self.final)
-        _fsync_dir(self.final.parent)
+        _fsync_dir(directory)
 
     def abort(self) -> None:
         os.close(self._fd)
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
 
 class DiskBackend:
@@ -98,6 +101,7 @@ class DiskBackend:
         self.root = root
         self.shares = root / "shares"
         self.incoming = self.shares / "incoming"
+        self._shares_text = str(self.shares)
         self.advisories = root / "corruption-advisories"
         self.shares.mkdir(parents=True, exist_ok=True)
         if discard_incoming:
@@ -106,13 +110,16 @@ class DiskBackend:
             self.incoming.mkdir(parents=True, exist_ok=True)
 
     def share_dir(self, si: bytes) -> Path:
-        s = _si_name(si)
-        return self.shares / s[:2] / s
+        return Path(self._dir(si))
 
-    def incoming_path(self, si: bytes, shnum: int) -> Path:
+    def _dir(self, si: bytes) -> str:
+        s = _si_name(si)  # plain text paths: pathlib costs more than the syscalls here
+        return f"{self._shares_text}/{s[:2]}/{s}"
+
+    def incoming_path(self, si: bytes, shnum: int) -> str:
         """Where a share is written until it is complete: one flat directory (no
         directory made and removed per share; only this server ever reads it)."""
-        return self.incoming / f"{_si_name(si)}.{shnum}"
+        return f"{self._shares_text}/incoming/{_si_name(si)}.{shnum}"
 
     def remove_empty(self, directory: Path) -> None:
         for d in (directory, directory.parent):
@@ -125,7 +132,7 @@ class DiskBackend:
 
     def _numbered(self, storage_index: bytes) -> dict[int, bool]:
         """{share number: is a mutable container} of the files of a storage index."""
-        directory = self.share_dir(storage_index)
+        directory = self._dir(storage_index)
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
@@ -136,7 +143,7 @@ class DiskBackend:
                 continue
             shnum = int(name)
             try:
-                with open(directory / name, "rb") as f:
+                with open(f"{directory}/{name}", "rb") as f:
                     head = f.read(max(HEADER_SIZE, len(MAGIC_PREFIX)))
                     if not is_mutable(head):
                         data_length(os.fstat(f.fileno()).st_size, parse_header(head))
@@ -173,8 +180,9 @@ class DiskBackend:
     ) -> None:
         """Apply ``writes`` (offset, bytes) to a container, creating it, then fsync."""
         path = self._path(storage_index, share_number)
-        created = not path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not os.path.exists(path)
+        if created:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             for offset, data in writes:
@@ -183,16 +191,16 @@ class DiskBackend:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(path.parent)
+            _fsync_dir(Path(path).parent)
 
     def delete_slot(self, storage_index: bytes, share_number: int) -> None:
-        path = self._path(storage_index, share_number)
+        path = Path(self._path(storage_index, share_number))
         path.unlink(missing_ok=True)
         self.remove_empty(path.parent)
 
     def delete_share(self, storage_index: bytes, share_number: int) -> None:
         """Remove a finished immutable share (lease expiry)."""
-        path = self._path(storage_index, share_number)
+        path = Path(self._path(storage_index, share_number))
         path.unlink(missing_ok=True)
         self.remove_empty(path.parent)
 
@@ -216,8 +224,8 @@ class DiskBackend:
     ) -> DiskIncomingShare:
         return DiskIncomingShare(self, storage_index, share_number, allocated_size)
 
-    def _path(self, si: bytes, shnum: int) -> Path:
-        return self.share_dir(si) / str(shnum)
+    def _path(self, si: bytes, shnum: int) -> str:
+        return f"{self._dir(si)}/{shnum}"
 
     def _open(self, si: bytes, shnum: int) -> tuple[int, int, int]:
         """(fd, data length, container version); ``KeyError`` when missing or
