@@ -193,3 +193,37 @@ def test_read_batch_returns_small_shares_whole_and_lengths_of_large(server: Stor
     assert answer == [{0: b"s" * 50, 4: b"t" * 50}, {2: len(big)}, {}]
     wire = wb.decode_read_answer(wb.encode_read_answer(answer), 3)
     assert wire == answer
+
+
+def test_a_batch_on_disk_is_flushed_once_at_its_end_every_file_and_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    backend = DiskBackend(tmp_path / "st")
+    server = StorageServer(backend=backend)
+    items = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(3)]
+    assert all(r.written == {0, 5} for r in run_upload_batch(server, items))
+    finals = {str(backend.share_dir(i.storage_index) / str(s)) for i in items for s in i.shares}
+    dirs = {str(backend.share_dir(i.storage_index)) for i in items}
+    kinds = [k for k, _ in events]
+    assert kinds == ["replace"] * 6 + ["fsync"] * 9  # all renames, then every flush once
+    assert {p for k, p in events if k == "fsync"} == finals | dirs
+    assert backend.pending_sync() is None
+    # the standard calls still flush each share as it completes
+    events.clear()
+    si = os.urandom(16)
+    server.allocate_buckets(si, frozenset({1}), 4, renew_secret=R, cancel_secret=C, upload_secret=U)
+    server.write_share_chunk(si, 1, 0, b"data", upload_secret=U)
+    assert [k for k, _ in events] == ["fsync", "replace", "fsync"]

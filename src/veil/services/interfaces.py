@@ -12,6 +12,7 @@ Not here: how shares are stored (``veil.services.storage.backend``), how bytes t
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 from veil.formats.storage_types import (
@@ -52,6 +53,11 @@ class StorageService(Protocol):
     """
 
     def get_version(self) -> VersionInfo: ...
+
+    def durable_together(self) -> AbstractContextManager[None]:
+        """Within it, shares completed are made durable together when it ends (one
+        flush for a batch, not two per share); nothing is answered before."""
+        ...
 
     def allocate_buckets(
         self,

@@ -18,7 +18,9 @@ import contextlib
 import functools
 import os
 import shutil
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from veil.errors import FormatError, VeilError
@@ -79,12 +81,17 @@ class DiskIncomingShare:
     def finalize(self, leases: list[Lease]) -> None:
         os.pwrite(self._fd, pack_leases(leases), HEADER_SIZE + self.allocated_size)
         os.pwrite(self._fd, new_header(self.allocated_size, len(leases)).pack(), 0)
-        os.fsync(self._fd)
+        pending = self._backend.pending_sync()
+        if pending is None:
+            os.fsync(self._fd)
         os.close(self._fd)
         directory = os.path.dirname(self.final)
         os.makedirs(directory, exist_ok=True)
         os.replace(self.path, self.final)
-        _fsync_dir(directory)
+        if pending is None:
+            _fsync_dir(directory)
+        else:
+            pending.append(self.final)
 
     def abort(self) -> None:
         os.close(self._fd)
@@ -102,12 +109,39 @@ class DiskBackend:
         self.shares = root / "shares"
         self.incoming = self.shares / "incoming"
         self._shares_text = str(self.shares)
+        self._together = threading.local()
         self.advisories = root / "corruption-advisories"
         self.shares.mkdir(parents=True, exist_ok=True)
         if discard_incoming:
             # Uploads that were in progress when the server stopped can never complete.
             shutil.rmtree(self.incoming, ignore_errors=True)
             self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def pending_sync(self) -> list[str] | None:
+        """The shares this thread completes inside ``durable_together``, else None."""
+        return getattr(self._together, "pending", None)
+
+    @contextlib.contextmanager
+    def durable_together(self) -> Iterator[None]:
+        """Shares completed inside are flushed when it ends: every file, then every
+        directory, back to back (the first flush commits them all, so the rest are
+        cheap), before the caller answers anyone."""
+        pending: list[str] = []
+        self._together.pending = pending
+        try:
+            yield
+        finally:
+            self._together.pending = None
+            for path in pending:
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            for directory in dict.fromkeys(os.path.dirname(p) for p in pending):
+                with contextlib.suppress(FileNotFoundError):
+                    _fsync_dir(directory)
 
     def share_dir(self, si: bytes) -> Path:
         return Path(self._dir(si))

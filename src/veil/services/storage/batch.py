@@ -27,40 +27,41 @@ def run_upload_batch(
 ) -> list[BatchUploadResult]:
     """Allocate and write every item's whole shares for ``account``; one result per item
     (an item over the account's quota is refused with its status and reason)."""
-    results = []
-    for item in items:
+    with service.durable_together():
+        return [_upload_item(service, item, account) for item in items]
+
+
+def _upload_item(service: StorageService, item: BatchUpload, account: int) -> BatchUploadResult:
+    try:
+        alloc = service.allocate_buckets(
+            item.storage_index,
+            frozenset(item.shares),
+            item.allocated_size,
+            renew_secret=item.renew_secret,
+            cancel_secret=item.cancel_secret,
+            upload_secret=item.upload_secret,
+            account=account,
+        )
+    except StorageError as exc:
+        return BatchUploadResult(status=exc.status, reason=str(exc))
+    written = set()
+    for shnum in sorted(alloc.allocated):
         try:
-            alloc = service.allocate_buckets(
+            done = service.write_share_chunk(
                 item.storage_index,
-                frozenset(item.shares),
-                item.allocated_size,
-                renew_secret=item.renew_secret,
-                cancel_secret=item.cancel_secret,
+                shnum,
+                0,
+                item.shares[shnum],
                 upload_secret=item.upload_secret,
-                account=account,
-            )
+            ).complete
         except StorageError as exc:
-            results.append(BatchUploadResult(status=exc.status, reason=str(exc)))
-            continue
-        written = set()
-        for shnum in sorted(alloc.allocated):
-            try:
-                done = service.write_share_chunk(
-                    item.storage_index,
-                    shnum,
-                    0,
-                    item.shares[shnum],
-                    upload_secret=item.upload_secret,
-                ).complete
-            except StorageError as exc:
-                log.info("batched share %d not written: %s", shnum, exc)
-                done = False
-            if done:
-                written.add(shnum)
-            else:
-                _abort(service, item, shnum)
-        results.append(BatchUploadResult(alloc.already_have, frozenset(written)))
-    return results
+            log.info("batched share %d not written: %s", shnum, exc)
+            done = False
+        if done:
+            written.add(shnum)
+        else:
+            _abort(service, item, shnum)
+    return BatchUploadResult(alloc.already_have, frozenset(written))
 
 
 def _abort(service: StorageService, item: BatchUpload, shnum: int) -> None:

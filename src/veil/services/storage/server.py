@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from veil import __version__
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, Unauthorized
@@ -127,6 +128,10 @@ class StorageServer:
             available_space=space,
             application_version=self.application_version,
         )
+
+    def durable_together(self) -> AbstractContextManager[None]:
+        together = getattr(self.backend, "durable_together", None)
+        return together() if together is not None else nullcontext()
 
     # -- uploads -------------------------------------------------------------
 
