@@ -227,3 +227,56 @@ def test_a_batch_on_disk_is_flushed_once_at_its_end_every_file_and_directory(
     server.allocate_buckets(si, frozenset({1}), 4, renew_secret=R, cancel_secret=C, upload_secret=U)
     server.write_share_chunk(si, 1, 0, b"data", upload_secret=U)
     assert [k for k, _ in events] == ["fsync", "replace", "fsync"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=16, max_size=16),
+            st.dictionaries(st.integers(0, 255), st.binary(max_size=300), min_size=1, max_size=4),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(
+        st.one_of(
+            st.tuples(st.frozensets(st.integers(0, 255)), st.frozensets(st.integers(0, 255))),
+            st.tuples(st.integers(400, 599), st.text(max_size=40)),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_the_direct_encoders_give_the_bytes_of_the_generic_codec(
+    raw_items: list[tuple[bytes, dict[int, bytes]]], raw_results: list[tuple[object, object]]
+) -> None:
+    items = [wb.BatchUpload(si, 7, R, C, U, shares) for si, shares in raw_items]
+    generic = [
+        {
+            "storage-index": i.storage_index,
+            "allocated-size": i.allocated_size,
+            "renew-secret": i.renew_secret,
+            "cancel-secret": i.cancel_secret,
+            "upload-secret": i.upload_secret,
+            "shares": dict(sorted(i.shares.items())),
+        }
+        for i in items
+    ]
+    assert wb.encode_upload_request(items) == dumps(generic)
+    results = [
+        wb.BatchUploadResult(status=a, reason=b)  # type: ignore[arg-type]
+        if isinstance(a, int)
+        else wb.BatchUploadResult(a, b)  # type: ignore[arg-type]
+        for a, b in raw_results
+    ]
+    answer = [
+        {"status": r.status, "reason": r.reason}
+        if r.refused
+        else {"already-have": r.already_have, "written": r.written}
+        for r in results
+    ]
+    assert wb.encode_upload_answer(results) == dumps(answer)
+    assert wb.decode_upload_answer(dumps(answer), len(results)) == [
+        r if r.refused else wb.BatchUploadResult(r.already_have, r.written) for r in results
+    ]
