@@ -127,3 +127,32 @@ async def test_corrupt_and_missing_shares_are_skipped_and_reported(tmp_path: Pat
         s.fail = True
     with pytest.raises(NotEnoughSharesError):
         await read_small(broker, result.cap)
+
+
+async def test_the_coalescer_keeps_at_most_two_requests_in_flight_and_batches_the_rest() -> None:
+    from veil.services.immutable.small_files import IN_FLIGHT, _Coalescer
+
+    sent: list[list[int]] = []
+    release = asyncio.Event()
+    in_flight = peak = 0
+
+    async def send(items: list[int]) -> list[int]:
+        nonlocal in_flight, peak
+        sent.append(items)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return [i * 10 for i in items]
+
+    c: _Coalescer[int, int] = _Coalescer(send, lambda _: 1)
+    first = [asyncio.ensure_future(c.call(i)) for i in range(3)]  # one loop turn: one batch
+    await asyncio.sleep(0.01)
+    second = [asyncio.ensure_future(c.call(i)) for i in range(3, 6)]  # while it is in flight
+    await asyncio.sleep(0.01)
+    third = [asyncio.ensure_future(c.call(i)) for i in range(6, 9)]  # both busy: they wait
+    await asyncio.sleep(0.01)
+    assert sent == [[0, 1, 2], [3, 4, 5]] and IN_FLIGHT == 2
+    release.set()
+    assert await asyncio.gather(*first, *second, *third) == [i * 10 for i in range(9)]
+    assert sent[2] == [6, 7, 8] and len(sent) == 3 and peak == 2

@@ -64,6 +64,18 @@ class StorageBroker:
         if server_id in self._known:
             self._known[server_id] = _Known()
 
+    def _cached(
+        self, servers: Sequence[StorageClient]
+    ) -> dict[str, VersionInfo | VeilError] | None:
+        now = self._clock()
+        out: dict[str, VersionInfo | VeilError] = {}
+        for server in servers:
+            known = self._known.get(server.server_id)
+            if known is None or known.version is None or now - known.fetched_at >= self._ttl:
+                return None
+            out[server.server_id] = known.version
+        return out
+
     async def version_of(self, server: StorageClient) -> VersionInfo:
         """The server's version, cached for ``version_ttl`` seconds."""
         known = self._known.setdefault(server.server_id, _Known())
@@ -82,6 +94,9 @@ class StorageBroker:
         A server that does not answer while the others do is given up after a
         few seconds (``gather_patiently``), with a ``Stalled`` failure.
         """
+        cached = self._cached(servers)
+        if cached is not None:  # the usual case: no task, no waiting
+            return cached
 
         answers = await gather_patiently(
             [self.version_of(s) for s in servers], patience=self.patience

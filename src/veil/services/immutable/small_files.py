@@ -18,6 +18,7 @@ Placement and happiness are the standard ones (``veil.formats.placement``,
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import weakref
 from collections.abc import Awaitable, Callable
@@ -48,23 +49,30 @@ from veil.services.patience import gather_patiently
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_ROUNDS = 4
+IN_FLIGHT = 2  # batch requests outstanding per server
 INLINE_ENCODE = 64 * 1024  # larger files are encoded in a worker thread
 
 
 class _Coalescer(Generic[T, R]):
-    """Sends queued items in batches, one request in flight at a time."""
+    """Sends queued items in batches, at most ``IN_FLIGHT`` requests at a time: a
+    second request starts only when items wait while every sender is busy, so the
+    server works on one batch while the next travels."""
 
     def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]], size: Callable[[T], int]):
         self._send = send
         self._size = size
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._collecting = 0  # senders not in a request: they will take what is queued
 
     async def call(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._drain())
+        if not self._collecting and len(self._tasks) < IN_FLIGHT:
+            self._collecting += 1
+            task = asyncio.ensure_future(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
@@ -79,23 +87,29 @@ class _Coalescer(Generic[T, R]):
         return [(i, f) for i, f in batch if not f.done()]
 
     async def _drain(self) -> None:
-        await asyncio.sleep(0)  # let the callers of this loop turn join the first batch
-        while self._queue:
-            batch = self._take()
-            if not batch:
-                continue
-            try:
-                results = await self._send([i for i, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
+        try:
+            await asyncio.sleep(0)  # let the callers of this loop turn join the first batch
+            while self._queue:
+                batch = self._take()
+                if not batch:
+                    continue
+                self._collecting -= 1
+                try:
+                    results = await self._send([i for i, _ in batch])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                finally:
+                    self._collecting += 1
+                for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                        future.set_result(result)
+        finally:
+            self._collecting -= 1
 
 
 class _Sender:
@@ -126,6 +140,12 @@ class SmallUpload:
     pushed_bytes: int
 
 
+@functools.cache
+def _speaks_batch(kind: type) -> bool:
+    """Whether clients of this class have the batch calls (a protocol check is slow)."""
+    return issubclass(kind, BatchStorageClient)
+
+
 async def _batch_servers(
     broker: StorageBroker, storage_index: bytes, failures: dict[str, VeilError]
 ) -> list[StorageClient] | None:
@@ -139,9 +159,7 @@ async def _batch_servers(
         if isinstance(version, VeilError):
             failures[server.server_id] = version
             continue
-        if not isinstance(server, BatchStorageClient) or not offers_batch(
-            version.application_version
-        ):
+        if not _speaks_batch(type(server)) or not offers_batch(version.application_version):
             return None
         usable.append(server)
     return usable or None

@@ -19,7 +19,7 @@ import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from veil.codec import make_codec
 from veil.errors import UploadError, VeilError
@@ -34,6 +34,8 @@ from veil.services.immutable.small_files import upload_small
 from veil.services.patience import gather_patiently
 
 READ_CHUNK = 1024 * 1024
+T = TypeVar("T")
+INLINE_WORK = 64 * 1024  # files up to this size are read and hashed on the event loop
 WRITE_BATCH = 256 * 1024  # bytes buffered per share before a PATCH
 WRITES_IN_FLIGHT = 1  # batches of PATCH requests outstanding (memory stays bounded)
 
@@ -44,6 +46,14 @@ class UploadResult:
     placements: dict[int, str] = field(default_factory=dict)  # share number → server id
     happiness: int = 0
     pushed_bytes: int = 0
+
+
+async def _off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, or here for a small file (the hop to a
+    thread costs more than reading and hashing a few KiB)."""
+    if size <= INLINE_WORK:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 def _read_exact(f: BinaryIO, offset: int, length: int) -> bytes:
@@ -128,12 +138,12 @@ class Uploader:
         if self.convergence_secret is None:
             readkey = os.urandom(16)
         else:
-            readkey = await asyncio.to_thread(convergent_key, f, size, p, self.convergence_secret)
+            readkey = await _off_loop(size, convergent_key, f, size, p, self.convergence_secret)
         geometry = FileGeometry.for_upload(size, p.needed, p.total, p.max_segment_size)
         codec = make_codec(p.needed, p.total, backend=self.codec_backend)
         encoder = ImmutableEncoder(readkey, geometry, codec)
         if encoder.allocated_size <= MAX_BATCH_SHARE:
-            data = await asyncio.to_thread(_read_exact, f, 0, size)
+            data = await _off_loop(size, _read_exact, f, 0, size)
             small = await upload_small(
                 self.broker,
                 p,
