@@ -12,6 +12,7 @@ Not here: how shares are stored (``veil.services.storage.backend``), how bytes t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -54,9 +55,9 @@ class StorageService(Protocol):
 
     def get_version(self) -> VersionInfo: ...
 
-    def durable_together(self) -> AbstractContextManager[None]:
-        """Within it, shares completed are made durable together when it ends (one
-        flush for a batch, not two per share); nothing is answered before."""
+    def deferred_flush(self) -> AbstractContextManager[Callable[[], None]]:
+        """Within it, shares completed are not flushed one by one; the function it
+        gives flushes them all, from any thread (call it before answering)."""
         ...
 
     def allocate_buckets(

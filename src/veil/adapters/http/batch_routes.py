@@ -16,21 +16,28 @@ from aiohttp import web
 from veil.adapters.http.request_parsing import cbor, cbor_body
 from veil.formats import wire_batch
 from veil.services.interfaces import StorageService
-from veil.services.storage.batch import run_read_batch, run_upload_batch
+from veil.services.storage.batch import run_read_batch, run_upload_batch_deferred
 
 Core = Callable[..., Awaitable[Any]]
 
 
 def add_batch_routes(
-    app: web.Application, service: StorageService, core: Core, account_key: web.RequestKey[int]
+    app: web.Application,
+    service: StorageService,
+    core: Core,
+    account_key: web.RequestKey[int],
+    flusher: Callable[[Callable[[], None]], Awaitable[None]],
 ) -> None:
     """Serve the two batch paths; ``core(fn, *args)`` runs ``fn`` as the app runs core
-    calls; uploads act for the account the guard put in ``request[account_key]``."""
+    calls, ``flusher(fn)`` runs a batch's flush (off the core's thread); uploads act
+    for the account the guard put in ``request[account_key]``."""
 
     async def upload(request: web.Request) -> web.Response:
         body = await cbor_body(request, wire_batch.MAX_BATCH_BODY)
         items = wire_batch.decode_upload_request(body)
-        results = await core(run_upload_batch, service, items, request.get(account_key, 0))
+        account = request.get(account_key, 0)
+        results, flush = await core(run_upload_batch_deferred, service, items, account)
+        await flusher(flush)  # the core's thread goes on with the next batch meanwhile
         return cbor(request, wire_batch.encode_upload_answer(results))
 
     async def read(request: web.Request) -> web.Response:

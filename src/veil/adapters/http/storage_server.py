@@ -99,6 +99,8 @@ class StorageHTTPApp:
         self._auth = authorization(swissnum)
         self._accounts = accounts
         self._pool = ThreadPoolExecutor(1, "veil-storage") if offload else None
+        # flushes of batches wait on the disk beside the core's one thread (group commit)
+        self._flush_pool = ThreadPoolExecutor(4, "veil-flush") if offload else None
         self.max_patch_body = max_patch_body
 
     async def _core(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -107,9 +109,16 @@ class StorageHTTPApp:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
+    async def _flush(self, flush: Callable[[], None]) -> None:
+        if self._flush_pool is None:
+            flush()
+        else:
+            await asyncio.get_running_loop().run_in_executor(self._flush_pool, flush)
+
     async def _shutdown(self, app: web.Application) -> None:
-        if self._pool is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+        for pool in (self._pool, self._flush_pool):
+            if pool is not None:
+                await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=wire.MAX_CORRUPT_BODY, middlewares=[self._guard])
@@ -127,7 +136,7 @@ class StorageHTTPApp:
         app.router.add_get(f"{v1}/mutable/{_SI}/shares", self.mutable_shares)
         app.router.add_get(f"{v1}/mutable/{_SI}/{_SHNUM}", self.mutable_read, allow_head=False)
         app.router.add_post(f"{v1}/mutable/{_SI}/{_SHNUM}/corrupt", self.mutable_corrupt)
-        add_batch_routes(app, self.service, self._core, ACCOUNT)  # veil's extension
+        add_batch_routes(app, self.service, self._core, ACCOUNT, self._flush)  # veil's extension
         return app
 
     @web.middleware

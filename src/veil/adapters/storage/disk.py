@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from veil.errors import FormatError, VeilError
@@ -57,6 +57,19 @@ def _fsync_dir(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _flush(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):  # expired meanwhile
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for directory in dict.fromkeys(os.path.dirname(p) for p in paths):
+        with contextlib.suppress(FileNotFoundError):
+            _fsync_dir(directory)
 
 
 class DiskIncomingShare:
@@ -109,7 +122,7 @@ class DiskBackend:
         self.shares = root / "shares"
         self.incoming = self.shares / "incoming"
         self._shares_text = str(self.shares)
-        self._together = threading.local()
+        self._deferred = threading.local()
         self.advisories = root / "corruption-advisories"
         self.shares.mkdir(parents=True, exist_ok=True)
         if discard_incoming:
@@ -118,30 +131,19 @@ class DiskBackend:
             self.incoming.mkdir(parents=True, exist_ok=True)
 
     def pending_sync(self) -> list[str] | None:
-        """The shares this thread completes inside ``durable_together``, else None."""
-        return getattr(self._together, "pending", None)
+        """The shares this thread completes inside ``deferred_flush``, else None."""
+        return getattr(self._deferred, "pending", None)
 
     @contextlib.contextmanager
-    def durable_together(self) -> Iterator[None]:
-        """Shares completed inside are flushed when it ends: every file, then every
-        directory, back to back (the first flush commits them all, so the rest are
-        cheap), before the caller answers anyone."""
+    def deferred_flush(self) -> Iterator[Callable[[], None]]:
+        """Shares completed inside are flushed by the function it gives: every file,
+        then every directory, back to back (the first flush commits them all)."""
         pending: list[str] = []
-        self._together.pending = pending
+        self._deferred.pending = pending
         try:
-            yield
+            yield lambda: _flush(pending)
         finally:
-            self._together.pending = None
-            for path in pending:
-                with contextlib.suppress(FileNotFoundError):
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-            for directory in dict.fromkeys(os.path.dirname(p) for p in pending):
-                with contextlib.suppress(FileNotFoundError):
-                    _fsync_dir(directory)
+            self._deferred.pending = None
 
     def share_dir(self, si: bytes) -> Path:
         return Path(self._dir(si))

@@ -14,6 +14,7 @@ Not here: the wire format (``veil.formats.wire_batch``) or HTTP.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from veil.errors import NotFound, StorageError
 from veil.formats.wire_batch import MAX_BATCH_SHARE, BatchUpload, BatchUploadResult
@@ -27,8 +28,19 @@ def run_upload_batch(
 ) -> list[BatchUploadResult]:
     """Allocate and write every item's whole shares for ``account``; one result per item
     (an item over the account's quota is refused with its status and reason)."""
-    with service.durable_together():
-        return [_upload_item(service, item, account) for item in items]
+    results, flush = run_upload_batch_deferred(service, items, account)
+    flush()
+    return results
+
+
+def run_upload_batch_deferred(
+    service: StorageService, items: list[BatchUpload], account: int = 0
+) -> tuple[list[BatchUploadResult], Callable[[], None]]:
+    """As ``run_upload_batch``, and the function that makes the written shares
+    durable: the caller runs it (in another thread, say, while this one takes the
+    next batch) and answers only after it returns."""
+    with service.deferred_flush() as flush:
+        return [_upload_item(service, item, account) for item in items], flush
 
 
 def _upload_item(service: StorageService, item: BatchUpload, account: int) -> BatchUploadResult:

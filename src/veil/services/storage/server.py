@@ -55,6 +55,10 @@ class OutOfRange(ServerFull):
     status = 500
 
 
+def _nothing() -> None:
+    pass
+
+
 def _check_lease_secrets(renew: bytes, cancel: bytes) -> None:
     if len(renew) != 32 or len(cancel) != 32:
         raise BadRequest("lease secrets must be 32 bytes")
@@ -129,9 +133,9 @@ class StorageServer:
             application_version=self.application_version,
         )
 
-    def durable_together(self) -> AbstractContextManager[None]:
-        together = getattr(self.backend, "durable_together", None)
-        return together() if together is not None else nullcontext()
+    def deferred_flush(self) -> AbstractContextManager[Callable[[], None]]:
+        deferred = getattr(self.backend, "deferred_flush", None)
+        return deferred() if deferred is not None else nullcontext(_nothing)
 
     # -- uploads -------------------------------------------------------------
 
