@@ -3,7 +3,9 @@
 The broker holds one ``StorageClient`` per server and remembers each one's
 last version answer, so an upload does not ask every server for its version
 every time (Tahoe polls every server every second; veil asks only when it
-needs to and the cached answer is older than ``version_ttl``).
+needs to and the cached answer is older than ``version_ttl``). Callers that
+need a version at the same time share one request: a backup that starts
+fifty uploads at once asks each server once, on one connection.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from veil.errors import VeilError
 from veil.formats.hashes import permute_server_hash
@@ -38,6 +41,7 @@ class StorageBroker:
     ) -> None:
         self._servers: dict[str, StorageClient] = {}
         self._known: dict[str, _Known] = {}
+        self._asking: dict[str, asyncio.Future[VersionInfo]] = {}
         self._ttl = version_ttl
         self._clock = clock
         self.patience = patience  # seconds a stuck server is waited for (see patience)
@@ -82,9 +86,23 @@ class StorageBroker:
         now = self._clock()
         if known.version is not None and now - known.fetched_at < self._ttl:
             return known.version
+        asking = self._asking.get(server.server_id)
+        if asking is None:
+            asking = asyncio.ensure_future(self._fetch(server, now))
+            self._asking[server.server_id] = asking
+            asking.add_done_callback(partial(self._asked, server.server_id))
+        return await asyncio.shield(asking)  # one caller cancelled does not cancel the rest
+
+    async def _fetch(self, server: StorageClient, now: float) -> VersionInfo:
         version = await server.get_version()
         self._known[server.server_id] = _Known(version, now)
         return version
+
+    def _asked(self, server_id: str, asking: asyncio.Future[VersionInfo]) -> None:
+        if self._asking.get(server_id) is asking:
+            del self._asking[server_id]
+        if not asking.cancelled():
+            asking.exception()  # retrieved here too: every caller may have gone
 
     async def versions(
         self, servers: Sequence[StorageClient]
@@ -109,4 +127,6 @@ class StorageBroker:
         return out
 
     async def close(self) -> None:
+        for asking in list(self._asking.values()):
+            asking.cancel()
         await asyncio.gather(*(s.close() for s in self._servers.values()))
