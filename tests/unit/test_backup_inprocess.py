@@ -19,15 +19,15 @@ import pytest
 from veil.adapters.node.backupdb import BackupDB
 from veil.formats import mutable_caps as mc
 from veil.formats.params import EncodingParameters
-from veil.services.backup.backup_run import BackupRun, BackupSummary
-from veil.services.backup.metadata import Excluder, archive_name
+from veil.services.backup.backup_run import BackupRun, BackupSummary, together
+from veil.services.backup.metadata import Excluder
 from veil.services.backup.restore_run import (
     RestoreRun,
     RestoreSummary,
     finish_target,
     prepare_target,
 )
-from veil.services.backup.snapshots import list_snapshots, publish
+from veil.services.backup.snapshots import link_snapshot, list_snapshots, open_history
 from veil.services.directories import Directories
 from veil.services.immutable.downloader import Downloader
 from veil.services.immutable.uploader import Uploader
@@ -51,11 +51,13 @@ class Grid:
         self.base: mc.DirCap | None = None
 
     async def backup(self, root: Path, when: float, **kw: Any) -> tuple[mc.DirCap, BackupSummary]:
+        """As ``veil backup``: the history opened while the files upload."""
         run = BackupRun(self.uploader, self.dirs, self.db, **kw)
-        cap, _ = await run.run(root)
         if self.base is None:
             self.base = await self.dirs.create()
-        await publish(self.dirs, self.base, archive_name(when), cap, run.summary.as_json())
+        (cap, _), history = await together(run.run(root), open_history(self.dirs, self.base, []))
+        name = history.name_for(when)
+        await link_snapshot(self.dirs, history, name, cap, run.summary.as_json())
         return cap, run.summary
 
     async def restore(self, cap: mc.DirCap, target: Path, **kw: Any) -> RestoreSummary:
@@ -154,6 +156,12 @@ def test_backup_change_backup_restore_every_snapshot(tmp_path: Path, batch: bool
         # a third backup of an unchanged tree uploads nothing at all
         _, s3 = await grid.backup(src, 1_700_007_200)
         assert s3.files_new == 0 and s3.dirs_new == 0
+        # two backups in one second: the second takes the next second's name
+        (src / "new file").write_bytes(b"newer")
+        cap4, _ = await grid.backup(src, 1_700_007_200.5)
+        found = {s.name: s.cap for s in await list_snapshots(grid.dirs, grid.base)}
+        assert len(found) == 4 and found["2023-11-15_00:13:21Z"] == cap4
+        assert found["2023-11-15_00:13:20Z"] not in (cap4, None)
 
     asyncio.run(main())
 

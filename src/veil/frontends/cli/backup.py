@@ -11,9 +11,7 @@ done, 1 failed, 3 done but something was skipped (listed). docs/backup.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,12 +114,10 @@ def reporter(verb: str, args: argparse.Namespace, totals: tuple[int, int] | None
 async def _backup(args: argparse.Namespace) -> int:
     from veil.adapters.node.backupdb import BackupDB
     from veil.adapters.node.client_session import open_client
-    from veil.adapters.node.recovery_state import after_backup, refuse_read_only
-    from veil.adapters.node.renewal_state import after_backup_refresh
+    from veil.adapters.node.node_backup import make_snapshot
+    from veil.adapters.node.recovery_state import refuse_read_only
     from veil.frontends.cli.backup_report import scan_totals
     from veil.services.backup.backup_run import BackupRun
-    from veil.services.backup.metadata import archive_name
-    from veil.services.backup.snapshots import ensure_directory, link_archive, link_latest
 
     node = Path(args.node_directory)
     local = Path(args.local)
@@ -136,33 +132,27 @@ async def _backup(args: argparse.Namespace) -> int:
     report = reporter("backup", args, scan_totals(local, excluder) if live else None)
     with BackupDB.of_node(node) as db:
         async with open_client(node) as client:
-            dirs = client.directories()
             run = BackupRun(
                 client.uploader(),
-                dirs,
+                client.directories(),
                 db,
                 excluder=excluder,
                 slots=args.jobs,
                 on_file=report.file,
                 on_warning=report.warning,
             )
-            snapshot, _ = await run.run(local)
-            base = await ensure_directory(dirs, target.root, target.parts)
-            name = archive_name(time.time())
-            s = run.summary
-            await link_archive(dirs, base, name, snapshot, s.as_json())
-            _, todo = await asyncio.gather(  # two mutable objects, neither waits for the other
-                link_latest(dirs, base, snapshot, s.as_json()),
-                after_backup(
-                    client, node, local, args.target, excluder.patterns, snapshot.to_string(), name
-                ),
+            made = await make_snapshot(
+                client,
+                node,
+                run,
+                local,
+                (target.root, target.parts),
+                args.target,
+                excluder.patterns,
             )
-            renewal_todo = await after_backup_refresh(client, node)
-    for line in (todo, renewal_todo):
-        if line:
-            report.warning(line)
-    for path in s.unreadable:
-        report.warning(f"not backed up (permission denied): {path}")
+    for line in made.warnings:
+        report.warning(line)
+    name, s = made.name, made.summary
     text = (
         f"{name}: {s.files_new} files uploaded ({s.files_unchanged} unchanged), "
         f"{s.symlinks} links, {len(s.skipped) + len(s.unreadable)} skipped, "

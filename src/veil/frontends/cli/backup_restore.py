@@ -166,6 +166,8 @@ async def _snapshots(args: argparse.Namespace) -> int:
         rows = [{**s.as_json(), "latest": s.cap.to_string() == latest_cap} for s in found]
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return 0
+    if not found:  # made by a first backup that has not finished (or by Tahoe's)
+        sys.stderr.write(f"no snapshots yet under {path.shown}\n")
     for s in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.time))
         mark = "  (Latest)" if s.cap.to_string() == latest_cap else ""

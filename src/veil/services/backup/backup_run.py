@@ -49,6 +49,23 @@ from veil.services.immutable.uploader import Uploader
 RETRIES = 2  # a file that changes while read is read again this many times
 WINDOW = 4  # subdirectories of one directory walked at once
 T = TypeVar("T")
+U = TypeVar("U")
+
+
+async def together(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Run both at once; the first failure cancels the other and is raised as it
+    is (a user's mistake stays one line, not an exception group)."""
+    a, b = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        await asyncio.wait((a, b), return_when=asyncio.FIRST_EXCEPTION)
+        for task in (a, b):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return a.result(), b.result()
+    finally:
+        for task in (a, b):
+            task.cancel()
+        await asyncio.gather(a, b, return_exceptions=True)
 
 
 async def in_window(jobs: Sequence[Callable[[], Awaitable[T]]], width: int = WINDOW) -> list[T]:
@@ -325,4 +342,4 @@ class BackupRun:
         return (await uploader.upload_file(f, size)).cap.to_string()
 
 
-__all__ = ["BackupRun", "BackupSummary", "Cache"]
+__all__ = ["BackupRun", "BackupSummary", "Cache", "in_window", "together"]

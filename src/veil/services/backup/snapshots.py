@@ -1,11 +1,12 @@
 """A backup's history on the grid: ``PATH/Archives/<time>`` and ``PATH/Latest``.
 
-``publish`` links a finished snapshot as ``tahoe backup`` 1.20 does: the
+A backup opens its ``History`` first, as ``tahoe backup`` 1.20 does: the
 directories ``PATH`` and ``PATH/Archives`` are made when missing (mutable,
-as Tahoe's ``t=mkdir``), the snapshot is linked as ``Archives/<UTC time>``,
-then ``Latest`` is pointed at it. Until that first link nothing of the run
-is reachable from ``Archives/``: a run killed earlier leaves no half-made
-snapshot. ``list_snapshots`` reads the history (counts from the link's
+as Tahoe's ``t=mkdir``), while the files upload. The finished snapshot is
+linked as ``Archives/<UTC time>`` (a later second's name when that one is
+taken), then ``Latest`` is pointed at it. Until that first link nothing of
+the run is reachable from ``Archives/``: a run killed earlier leaves no
+half-made snapshot. ``list_snapshots`` reads the history (counts from the link's
 ``veil`` metadata, or by walking a snapshot Tahoe made); ``unlink`` removes
 snapshots that ``forget`` chose.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from veil.errors import NotFound, UsageError
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
-from veil.services.backup.metadata import VEIL_KEY, archive_time
+from veil.services.backup.metadata import VEIL_KEY, archive_name, archive_time
 from veil.services.directories import Change, Directories, entry_for, linked
 
 ARCHIVES, LATEST = "Archives", "Latest"
@@ -73,6 +74,31 @@ async def ensure_directory(dirs: Directories, root: mc.DirCap, parts: list[str])
     return here
 
 
+@dataclass(frozen=True)
+class History:
+    """Where a backup's snapshots go: ``PATH`` and ``PATH/Archives``."""
+
+    base: mc.DirCap
+    archives: mc.DirCap
+    names: frozenset[str] = frozenset()  # the snapshot names taken when it was opened
+
+    def name_for(self, when: float) -> str:
+        """Tahoe's name for ``when``, or for the first later second not taken: two
+        backups in one second must not make the second replace the first."""
+        name = archive_name(when)
+        while name in self.names:
+            when += 1
+            name = archive_name(when)
+        return name
+
+
+async def open_history(dirs: Directories, root: mc.DirCap, parts: list[str]) -> History:
+    """``PATH`` (``parts`` below ``root``) and its ``Archives``, made when missing."""
+    base = await ensure_directory(dirs, root, parts)
+    archives = await ensure_directory(dirs, base, [ARCHIVES])
+    return History(base, archives, frozenset(await dirs.children(archives)))
+
+
 def linking(child: str, entry: Entry) -> Change:
     """A directory change that links ``entry`` as ``child`` (keeping its link times)."""
 
@@ -83,27 +109,14 @@ def linking(child: str, entry: Entry) -> Change:
     return change
 
 
-async def link_archive(
-    dirs: Directories, base: mc.DirCap, name: str, snapshot: mc.DirCap, stats: dict[str, Any]
+async def link_snapshot(
+    dirs: Directories, history: History, name: str, snapshot: mc.DirCap, stats: dict[str, Any]
 ) -> None:
-    """Link ``snapshot`` as ``Archives/<name>`` under ``base`` (first: ``Latest``
-    then never names a snapshot that ``Archives`` does not list)."""
-    archives = await ensure_directory(dirs, base, [ARCHIVES])
-    await dirs.modify(archives, linking(name, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
-
-
-async def link_latest(
-    dirs: Directories, base: mc.DirCap, snapshot: mc.DirCap, stats: dict[str, Any]
-) -> None:
-    await dirs.modify(base, linking(LATEST, entry_for(snapshot.to_string(), {VEIL_KEY: stats})))
-
-
-async def publish(
-    dirs: Directories, base: mc.DirCap, name: str, snapshot: mc.DirCap, stats: dict[str, Any]
-) -> None:
-    """Link ``snapshot`` as ``Archives/<name>`` and as ``Latest`` under ``base``."""
-    await link_archive(dirs, base, name, snapshot, stats)
-    await link_latest(dirs, base, snapshot, stats)
+    """Link ``snapshot`` as ``Archives/<name>``, then as ``Latest`` (in that order:
+    ``Latest`` never names a snapshot that ``Archives`` does not list)."""
+    entry = entry_for(snapshot.to_string(), {VEIL_KEY: stats})
+    await dirs.modify(history.archives, linking(name, entry))
+    await dirs.modify(history.base, linking(LATEST, entry))
 
 
 async def _count(dirs: Directories, cap: mc.DirCap) -> tuple[int, int]:
@@ -160,11 +173,11 @@ async def unlink(dirs: Directories, base: mc.DirCap, names: Iterable[str]) -> No
 __all__ = [
     "ARCHIVES",
     "LATEST",
+    "History",
     "Snapshot",
     "ensure_directory",
-    "link_archive",
-    "link_latest",
+    "link_snapshot",
     "linking",
     "list_snapshots",
-    "publish",
+    "open_history",
 ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from veil.adapters.node.backupdb import BackupDB
-from veil.adapters.node.recovery_state import after_backup, refuse_read_only
-from veil.adapters.node.renewal_state import after_backup_refresh
+from veil.adapters.node.node_backup import make_snapshot
+from veil.adapters.node.recovery_state import refuse_read_only
 from veil.adapters.web.ui.files_page import alias_root, folder, path_parts
 from veil.adapters.web.ui.html import esc, form, notice, page, size, url, when
 from veil.adapters.web.ui.jobs import Job, JobBoard
@@ -31,14 +30,12 @@ from veil.adapters.web.ui.shared_client import client_of, shared_of
 from veil.errors import UsageError
 from veil.formats import mutable_caps as mc
 from veil.services.backup.backup_run import BackupRun
-from veil.services.backup.metadata import Excluder, archive_name
+from veil.services.backup.metadata import Excluder
 from veil.services.backup.restore_run import RestoreRun, finish_target, prepare_target
 from veil.services.backup.snapshots import (
     LATEST,
     archives_of,
-    ensure_directory,
     list_snapshots,
-    publish,
 )
 
 Register = Callable[..., None]
@@ -124,31 +121,23 @@ def add_routes(get: Register, post: Register, jobs: JobBoard) -> None:
             job.total_files, job.total_bytes = await asyncio.to_thread(_count, local)
             with BackupDB.of_node(node_dir) as db:
                 async with shared.use() as client:
-                    dirs = client.directories()
                     run = BackupRun(
                         client.uploader(),
-                        dirs,
+                        client.directories(),
                         db,
                         excluder=Excluder([]),
                         on_file=job.on_file,
                         on_warning=job.on_warning,
                     )
-                    snapshot, _ = await run.run(local)
-                    base = await ensure_directory(dirs, alias_root(node_dir, alias), parts)
-                    name = archive_name(time.time())
-                    s = run.summary
-                    await publish(dirs, base, name, snapshot, s.as_json())
-                    todo = await after_backup(
-                        client, node_dir, local, target, [], snapshot.to_string(), name
+                    root = alias_root(node_dir, alias)
+                    made = await make_snapshot(
+                        client, node_dir, run, local, (root, parts), target, []
                     )
-                    renewal_todo = await after_backup_refresh(client, node_dir)
-            for line in (todo, renewal_todo):
-                if line:
-                    job.on_warning(line)
-            for path in s.unreadable:
-                job.on_warning(f"not backed up (permission denied): {path}")
+            for line in made.warnings:
+                job.on_warning(line)
+            s = made.summary
             return (
-                f"Snapshot {name} saved: {s.files_new} files sent, {s.files_unchanged} "
+                f"Snapshot {made.name} saved: {s.files_new} files sent, {s.files_unchanged} "
                 f"unchanged, {len(s.skipped) + len(s.unreadable)} skipped."
             )
 
