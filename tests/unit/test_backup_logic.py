@@ -151,6 +151,27 @@ def test_backupdb_in_tahoes_schema(tmp_path: Path) -> None:
         assert db.file_cap(str(f), f.lstat()) is None
 
 
+def test_backupdb_files_in_one_directory(tmp_path: Path) -> None:
+    """One query per directory: its own files, not a sibling's with the same
+    prefix, not those further down."""
+    paths = ["d/a", "d/b c", "d/\u00e9t\u00e9", "d/sub/x", "dz/y", "d-1/z", "e"]
+    stats = {}
+    for rel in paths:
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(rel.encode())
+        stats[rel] = f.lstat()
+    with BackupDB(tmp_path / "backupdb.sqlite") as db:
+        for rel in paths:
+            db.file_done(str(tmp_path / rel), stats[rel], f"{CAP}{len(rel)}")
+        found = db.files_in(str(tmp_path / "d"))
+        assert sorted(found) == ["a", "b c", "\u00e9t\u00e9"]
+        assert found["b c"].cap_if(stats["d/b c"]) == f"{CAP}5"
+        assert found["a"].cap_if(stats["e"]) is None  # another file's size and times
+        assert sorted(db.files_in(str(tmp_path / "d") + "/")) == sorted(found)
+        assert sorted(db.files_in(str(tmp_path))) == ["e"]
+
+
 def test_backupdb_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "backupdb.sqlite"
     path.write_bytes(b"this is not sqlite at all" * 100)

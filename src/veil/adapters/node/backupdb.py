@@ -50,6 +50,33 @@ CREATE TABLE IF NOT EXISTS veil_local_files (
  mtime_ns INTEGER, ctime_ns INTEGER);
 """
 FILENAME = "backupdb.sqlite"
+_KNOWN = (
+    "SELECT l.path, l.size, l.mtime, l.ctime, v.path, v.size, v.ino, v.dev, v.mtime_ns,"
+    " v.ctime_ns, c.filecap, u.fileid FROM local_files l"
+    " LEFT JOIN veil_local_files v ON v.path = l.path"
+    " LEFT JOIN caps c ON c.fileid = l.fileid"
+    " LEFT JOIN last_upload u ON u.fileid = l.fileid"
+)
+
+
+class KnownFile:
+    """One file's record: Tahoe's (size, whole-second times) and veil's finer one."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: tuple[object, ...]) -> None:
+        self._row = row
+
+    def cap_if(self, st: os.stat_result) -> str | None:
+        """The file's cap when ``st`` says it is unchanged since it was uploaded."""
+        row = self._row
+        if tuple(row[1:4]) != (st.st_size, int(st.st_mtime), int(st.st_ctime)):
+            return None
+        now = (st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns)
+        if row[4] is not None and tuple(row[5:10]) != now:
+            return None  # veil's own finer record (written by veil, not by Tahoe) differs
+        cap, uploaded = row[10], row[11]
+        return _text(cap) if cap is not None and uploaded is not None else None
 
 
 def _text(value: object) -> str | None:
@@ -102,26 +129,24 @@ class BackupDB:
     # -- files -----------------------------------------------------------------------
 
     def file_cap(self, path: str, st: os.stat_result) -> str | None:
-        """The cap of ``path`` when it is unchanged since it was uploaded (one
-        query: a rerun asks this for every file)."""
-        row = self.db.execute(
-            "SELECT l.size, l.mtime, l.ctime, v.path, v.size, v.ino, v.dev, v.mtime_ns,"
-            " v.ctime_ns, c.filecap, u.fileid FROM local_files l"
-            " LEFT JOIN veil_local_files v ON v.path = l.path"
-            " LEFT JOIN caps c ON c.fileid = l.fileid"
-            " LEFT JOIN last_upload u ON u.fileid = l.fileid"
-            " WHERE l.path=?",
-            (path,),
-        ).fetchone()
-        if not row:
-            return None
-        if tuple(row[0:3]) != (st.st_size, int(st.st_mtime), int(st.st_ctime)):
-            return None
-        now = (st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns)
-        if row[3] is not None and tuple(row[4:9]) != now:
-            return None  # veil's own finer record (written by veil, not by Tahoe) differs
-        cap, uploaded = row[9], row[10]
-        return _text(cap) if cap is not None and uploaded is not None else None
+        """The cap of ``path`` when it is unchanged since it was uploaded."""
+        row = self.db.execute(f"{_KNOWN} WHERE l.path=?", (path,)).fetchone()
+        return KnownFile(row).cap_if(st) if row else None
+
+    def files_in(self, directory: str) -> dict[str, KnownFile]:
+        """What the database knows of the files right in ``directory``, by name:
+        one query per directory (a rerun asks about every file)."""
+        lo = directory.rstrip("/") + "/"
+        rows = self.db.execute(  # "0" follows "/": the range is what lies below lo
+            f"{_KNOWN} WHERE l.path > ? AND l.path < ?", (lo, lo[:-1] + "0")
+        ).fetchall()
+        start = len(lo)
+        out = {}
+        for row in rows:
+            name = row[0][start:] if isinstance(row[0], str) else ""
+            if name and "/" not in name:
+                out[name] = KnownFile(row)
+        return out
 
     def _fileid(self, cap: str) -> int:
         c = self.db

@@ -25,7 +25,7 @@ import os
 import pwd
 import stat
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -87,10 +87,15 @@ async def in_window(jobs: Sequence[Callable[[], Awaitable[T]]], width: int = WIN
     return results
 
 
+class Known(Protocol):
+    def cap_if(self, st: os.stat_result) -> str | None: ...
+
+
 class Cache(Protocol):
     """The backup database, as the run sees it (``veil.adapters.node.backupdb``)."""
 
     def file_cap(self, path: str, st: os.stat_result) -> str | None: ...
+    def files_in(self, directory: str) -> Mapping[str, Known]: ...
     def file_done(self, path: str, st: os.stat_result, cap: str) -> None: ...
     def dir_cap(self, dirhash: str) -> str | None: ...
     def dir_done(self, dirhash: str, cap: str) -> None: ...
@@ -212,6 +217,7 @@ class BackupRun:
         except OSError as exc:
             self._skip(f"skipped directory {path}: {exc.strerror}")
             return None
+        known = self.cache.files_in(str(path))  # one query for the directory's files
         files: dict[str, asyncio.Task[tuple[str, dict[str, Any]] | None]] = {}
         subdirs: list[tuple[str, Path, os.stat_result]] = []
         children: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -236,9 +242,9 @@ class BackupRun:
                 continue  # gone since it was listed
             kind = kind_of(cst.st_mode)
             if kind == FILE:
-                known = self._unchanged(child, cst)  # no task for what a rerun skips
-                if known is not None:
-                    children[grid_name] = known
+                same = self._unchanged(child, cst, known.get(name))  # no task for those
+                if same is not None:
+                    children[grid_name] = same
                 else:
                     files[grid_name] = asyncio.ensure_future(self._file(child, cst))
             elif kind == DIRECTORY:
@@ -292,8 +298,10 @@ class BackupRun:
         self.summary.symlinks += 1
         return result.cap.to_string(), self._meta(st, shown)
 
-    def _unchanged(self, path: Path, st: os.stat_result) -> tuple[str, dict[str, Any]] | None:
-        known = self.cache.file_cap(str(path), st)
+    def _unchanged(
+        self, path: Path, st: os.stat_result, record: Known | None
+    ) -> tuple[str, dict[str, Any]] | None:
+        known = record.cap_if(st) if record else self.cache.file_cap(str(path), st)
         if known is None:
             return None
         self.summary.files_unchanged += 1
