@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,6 +40,12 @@ def test_base32_round_trip_is_canonical(data: bytes) -> None:
     assert base32.is_canonical(text)
     assert base32.a2b(text) == data
     assert len(text) == base32.encoded_length(len(data))
+
+
+@given(st.binary(max_size=80))
+def test_base32_decodes_as_the_standard_library_does(data: bytes) -> None:
+    text = base64.b32encode(data).decode().rstrip("=").lower()
+    assert base32.a2b(text) == base64.b32decode(text.upper() + "=" * (-len(text) % 8)) == data
 
 
 def test_base32_rejects_non_canonical_and_foreign_text() -> None:

@@ -39,9 +39,17 @@ def is_canonical(text: str) -> bool:
     return (ALPHABET.index(text[-1]) & ((1 << rem) - 1)) == 0
 
 
+_AS_DIGITS = str.maketrans(ALPHABET, "0123456789abcdefghijklmnopqrstuv")  # int(..., 32)
+
+
 def a2b(text: str) -> bytes:
-    """Decode canonical Tahoe base32 text; raise ``FormatError`` otherwise."""
+    """Decode canonical Tahoe base32 text; raise ``FormatError`` otherwise.
+
+    As one integer in base 32 (the standard library's decoder is a Python loop,
+    a tenth of a server's time on small requests)."""
     if not is_canonical(text):
         raise FormatError(f"not canonical base32 ({len(text)} characters)")  # may be a key
-    padded = text.upper() + "=" * (-len(text) % 8)
-    return base64.b32decode(padded)
+    if not text:
+        return b""
+    bits = len(text) * 5
+    return (int(text.translate(_AS_DIGITS), 32) >> (bits % 8)).to_bytes(bits // 8, "big")
