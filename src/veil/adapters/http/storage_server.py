@@ -283,26 +283,39 @@ class StorageHTTPApp:
             return web.Response(status=401)  # Tahoe answers a wrong write enabler with no body
         return cbor(request, wire_mutable.encode_rtw_result(result))
 
+    def _mutable_range(
+        self, si: bytes, shnum: int, want: tuple[int, int] | None
+    ) -> tuple[int, bytes] | int | None:
+        """The share's length and bytes in one turn of the core: where they start
+        and the bytes; None past the end; the length alone when too much is asked."""
+        length = self.service.mutable_share_length(si, shnum)
+        start, stop = (0, length) if want is None else (want[0], min(want[1], length))
+        if want is not None and start >= length:
+            return None
+        if stop - start > MAX_MUTABLE_READ:
+            return length
+        return start, self.service.mutable_read(si, shnum, start, stop - start)
+
     async def mutable_shares(self, request: web.Request) -> web.Response:
         shares = await self._core(self.service.mutable_list_shares, self._where(request)[0])
         return cbor(request, wire.encode_share_list(shares))
 
     async def mutable_read(self, request: web.Request) -> web.Response:
         si, shnum = self._where(request)
-        length = await self._core(self.service.mutable_share_length, si, shnum)
         header = request.headers.get("Range")
-        if header is None:
-            start, stop, status = 0, length, 200
-        else:
+        want: tuple[int, int] | None = None
+        if header is not None:
             m = _RANGE.match(header.strip())
             if not m or int(m[2]) < int(m[1]):
                 return text(416, "only a single bounded byte range is supported")
-            start, stop, status = int(m[1]), min(int(m[2]) + 1, length), 206
-            if start >= length:
-                return web.Response(status=204, content_type=OCTETS)
-        if stop - start > MAX_MUTABLE_READ:
+            want = (int(m[1]), int(m[2]) + 1)
+        answer = await self._core(self._mutable_range, si, shnum, want)
+        if answer is None:
+            return web.Response(status=204, content_type=OCTETS)
+        if isinstance(answer, int):
             return text(416, f"read at most {MAX_MUTABLE_READ} bytes at a time")
-        data = await self._core(self.service.mutable_read, si, shnum, start, stop - start)
+        start, data = answer
+        status = 200 if want is None else 206
         headers = (
             {"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"} if status == 206 else {}
         )
