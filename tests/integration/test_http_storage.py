@@ -44,6 +44,7 @@ from veil.errors import (
 )
 from veil.formats import base32, wire
 from veil.formats.nurl import NURL
+from veil.formats.storage_types import TestWrite
 from veil.services.storage.server import StorageServer
 
 pytestmark = pytest.mark.integration
@@ -471,3 +472,26 @@ async def test_provider_connector_enforces_the_pin_by_itself(live: Live, tmp_pat
     assert results == [200, -1]
     with pytest.raises(UsageError, match="Tor or I2P"):
         TcpProvider().connector(host="abc.onion", port=1, tls=wrong, isolation_key="k")
+
+
+async def test_mutable_reads_whole_ranged_past_the_end_and_too_wide(live: Live) -> None:
+    data = bytes(range(256)) * 4
+    si = base32.a2b(SI)
+    result = live.core.mutable_read_test_write(
+        si,
+        {3: TestWrite(writes=((0, data),))},
+        [],
+        write_enabler=b"w" * 32,
+        renew_secret=R,
+        cancel_secret=C,
+    )
+    assert result.success
+    p = f"/mutable/{SI}/3"
+    status, headers, body = await live.raw("GET", p)
+    assert (status, body) == (200, data) and "Content-Range" not in headers
+    status, headers, body = await live.raw("GET", p, headers=[("Range", "bytes=1000-5000")])
+    assert (status, body, headers["Content-Range"]) == (206, data[1000:], "bytes 1000-1023/*")
+    assert (await live.raw("GET", p, headers=[("Range", "bytes=1024-1030")]))[:3:2] == (204, b"")
+    assert (await live.raw("GET", p, headers=[("Range", "bytes=5-4")]))[0] == 416
+    assert (await live.raw("GET", p, headers=[("Range", "bytes=0-99999999999")]))[0] == 206
+    assert (await live.raw("GET", f"/mutable/{SI}/4"))[0] == 404
