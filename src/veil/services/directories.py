@@ -23,6 +23,7 @@ from veil.formats.dirnode import Entry
 from veil.services.immutable.downloader import Downloader
 from veil.services.immutable.uploader import Uploader
 from veil.services.mutable.files import MutableFiles
+from veil.services.mutable.server_map import ServerMap
 
 Change = Callable[[dict[str, Entry]], dict[str, Entry]]
 
@@ -87,9 +88,23 @@ class Directories:
             return dirnode.unpack(await self.downloader.download_bytes(f), None)
         raise CapabilityError("a verify cap cannot list a directory")
 
-    async def modify(self, cap: mc.DirCap, change: Change) -> dict[str, Entry]:
+    async def children_for_change(
+        self, cap: mc.DirCap
+    ) -> tuple[dict[str, Entry], ServerMap | None]:
+        """The entries, and (a writable SDMF directory) the whole server map they
+        came from, for a ``modify(..., known=map)`` soon after."""
+        f = cap.file
+        if not isinstance(f, mc.SSKWriteCap):
+            return await self.children(cap), None
+        data, found = await self.files.read_for_change(f)
+        return dirnode.unpack(data, f.writekey), found
+
+    async def modify(
+        self, cap: mc.DirCap, change: Change, *, known: ServerMap | None = None
+    ) -> dict[str, Entry]:
         """Apply ``change`` to the entries and write them back (retrying on a
-        concurrent change); returns the new entries."""
+        concurrent change); returns the new entries. ``known``: as
+        ``MutableFiles.modify``."""
         f = cap.file
         if not isinstance(f, mc.SSKWriteCap):
             raise UsageError("this directory is read-only (its cap is not a write cap)")
@@ -101,7 +116,7 @@ class Directories:
             result.append(new)
             return dirnode.pack(new, writekey)
 
-        await self.files.modify(f, rewrite, what="directory")
+        await self.files.modify(f, rewrite, what="directory", known=known)
         return result[-1]
 
     async def walk(self, root: mc.DirCap, path: list[str]) -> Entry:

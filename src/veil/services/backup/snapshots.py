@@ -13,6 +13,7 @@ snapshots that ``forget`` chose.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,10 @@ from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.services.backup.metadata import VEIL_KEY, archive_name, archive_time
 from veil.services.directories import Change, Directories, entry_for, linked
+from veil.services.mutable.server_map import ServerMap
 
 ARCHIVES, LATEST = "Archives", "Latest"
+MAP_FRESH = 120.0  # seconds a history's server maps are reused by its links
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,14 @@ class History:
     base: mc.DirCap
     archives: mc.DirCap
     names: frozenset[str] = frozenset()  # the snapshot names taken when it was opened
+    # the whole server maps the two were read from, and when: the links reuse them
+    maps: tuple[ServerMap | None, ServerMap | None] = (None, None)
+    read_at: float = 0.0
+
+    def known(self) -> tuple[ServerMap | None, ServerMap | None]:
+        """The maps while fresh; an old one would most likely only cost a retry."""
+        fresh = time.monotonic() - self.read_at < MAP_FRESH
+        return self.maps if fresh else (None, None)
 
     def name_for(self, when: float) -> str:
         """Tahoe's name for ``when``, or for the first later second not taken: two
@@ -95,8 +106,13 @@ class History:
 async def open_history(dirs: Directories, root: mc.DirCap, parts: list[str]) -> History:
     """``PATH`` (``parts`` below ``root``) and its ``Archives``, made when missing."""
     base = await ensure_directory(dirs, root, parts)
-    archives = await ensure_directory(dirs, base, [ARCHIVES])
-    return History(base, archives, frozenset(await dirs.children(archives)))
+    kids, base_map = await dirs.children_for_change(base)
+    if ARCHIVES in kids:
+        archives = _dir_of(kids[ARCHIVES], ARCHIVES)
+    else:
+        archives, base_map = await ensure_directory(dirs, base, [ARCHIVES]), None
+    names, archives_map = await dirs.children_for_change(archives)
+    return History(base, archives, frozenset(names), (base_map, archives_map), time.monotonic())
 
 
 def linking(child: str, entry: Entry) -> Change:
@@ -115,8 +131,9 @@ async def link_snapshot(
     """Link ``snapshot`` as ``Archives/<name>``, then as ``Latest`` (in that order:
     ``Latest`` never names a snapshot that ``Archives`` does not list)."""
     entry = entry_for(snapshot.to_string(), {VEIL_KEY: stats})
-    await dirs.modify(history.archives, linking(name, entry))
-    await dirs.modify(history.base, linking(LATEST, entry))
+    base_map, archives_map = history.known()
+    await dirs.modify(history.archives, linking(name, entry), known=archives_map)
+    await dirs.modify(history.base, linking(LATEST, entry), known=base_map)
 
 
 async def _count(dirs: Directories, cap: mc.DirCap) -> tuple[int, int]:

@@ -192,6 +192,19 @@ class MutableFiles:
         if read_cap.mdmf:
             return await self.mdmf().read(read_cap)
         found = await self.read_map(read_cap.storage_index, read_cap.fingerprint)
+        return self._contents(found, read_cap)
+
+    async def read_for_change(self, cap: mc.SSKWriteCap) -> tuple[bytes, ServerMap | None]:
+        """The contents, and the whole server map they came from (every server
+        asked, as a write needs): ``modify(..., known=map)`` later spares the
+        write its own map when nobody wrote in between. MDMF: no map."""
+        read_cap = cap.read_cap()
+        if read_cap.mdmf:
+            return await self.mdmf().read(read_cap), None
+        found = await self.server_map(read_cap.storage_index, read_cap.fingerprint)
+        return self._contents(found, read_cap), found
+
+    def _contents(self, found: ServerMap, read_cap: mc.SSKReadCap) -> bytes:
         best = found.best()
         if best is None:
             raise NotEnoughSharesError(
@@ -227,18 +240,32 @@ class MutableFiles:
         change: bytes | Callable[[bytes], bytes],
         *,
         what: str = "mutable file",
+        known: ServerMap | None = None,
     ) -> int:
         """Publish ``change`` (new contents, or a function of the current ones),
-        retrying while other writers change the file; returns the new seqnum."""
+        retrying while other writers change the file; returns the new seqnum.
+
+        ``known``: a whole server map read earlier (``read_for_change``), used by
+        the first attempt instead of asking again; if anybody wrote since, that
+        attempt's tests fail, nothing is written, and the next asks afresh."""
         if cap.mdmf:
             return await self.mdmf().modify(cap, change, what=what)
-        return await retrying(lambda stale: self._modify_once(cap, change, stale), what=what)
+        first = [known] if known is not None else []
+        return await retrying(
+            lambda stale: self._modify_once(cap, change, stale, first.pop() if first else None),
+            what=what,
+        )
 
     async def _modify_once(
-        self, cap: mc.SSKWriteCap, change: bytes | Callable[[bytes], bytes], stale: Marker
+        self,
+        cap: mc.SSKWriteCap,
+        change: bytes | Callable[[bytes], bytes],
+        stale: Marker,
+        found: ServerMap | None = None,
     ) -> int:
         read_cap = cap.read_cap()
-        found = await self.server_map(read_cap.storage_index, cap.fingerprint)
+        if found is None:
+            found = await self.server_map(read_cap.storage_index, cap.fingerprint)
         best = found.best()
         newer = found.newer_than(first_share(best).seqnum if best else -1)
         if not newer <= stale:
