@@ -97,7 +97,9 @@ def namespace(i2p_network: I2PNetwork) -> Iterator[NamespaceLoop]:
 
 
 async def _raw_stream(client: SamSession, address: str) -> socket.socket:
-    sock = await client.connect_stream(address, timeout=60)
+    # a new destination's LeaseSet reached the client's router after more than 60 s
+    # in one CI run, with the rest of the suite loading both cores beside the routers
+    sock = await client.connect_stream(address, timeout=150)
     sock.setblocking(False)
     return sock
 
