@@ -104,9 +104,9 @@ async def _raw_stream(client: SamSession, address: str) -> socket.socket:
     return sock
 
 
-async def _first_record_type(sock: socket.socket, hostname: str) -> tuple[bytes, int]:
+async def _first_record_type(sock: socket.socket, hostname: str) -> tuple[bytes, int] | None:
     """Send a ClientHello over ``sock``; the server's first record and its
-    handshake message type."""
+    handshake message type (None: the stream closed before any answer)."""
     loop = asyncio.get_running_loop()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -120,7 +120,8 @@ async def _first_record_type(sock: socket.socket, hostname: str) -> tuple[bytes,
     answer = b""
     while len(answer) < 6:
         chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 30)
-        assert chunk, "the server closed the stream instead of answering"
+        if not chunk:
+            return None
         answer += chunk
     return answer, answer[5]
 
@@ -129,14 +130,20 @@ async def _check_server_side(
     address: str, spki: str, provider: I2PProvider, client: SamSession
 ) -> None:
     loop = asyncio.get_running_loop()
-    silent = await _raw_stream(client, address)
-    try:  # a TLS server says nothing first; a wrongly "client" server sends a ClientHello
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(loop.sock_recv(silent, 1), 3)
-        first, kind = await _first_record_type(silent, address)
-        assert first[0] == TLS_HANDSHAKE and kind == SERVER_HELLO, first[:8].hex()
-    finally:
-        silent.close()
+    answer = None
+    for _ in range(3):  # a stream dropped by a loaded private net (once in CI) is tried again
+        silent = await _raw_stream(client, address)
+        try:  # a TLS server says nothing first; a wrongly "client" server sends a ClientHello
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(silent, 1), 3)
+            answer = await _first_record_type(silent, address)
+        finally:
+            silent.close()
+        if answer is not None:
+            break
+    assert answer is not None, "the server closed every stream instead of answering"
+    first, kind = answer
+    assert first[0] == TLS_HANDSHAKE and kind == SERVER_HELLO, first[:8].hex()
     connector = provider.connector(
         host=address, port=3457, tls=SpkiPin(spki), isolation_key="peer-1"
     )

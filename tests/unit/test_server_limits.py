@@ -120,7 +120,8 @@ def test_advisories_stop_at_the_budget_and_respect_reserved_space(tmp_path: Path
         s.advise_corrupt_share(si(n), 0, "y" * MAX_REASON)
     assert backend.corruption_advisory_bytes() <= ADVISORY_BUDGET
     assert StorageServer(backend=backend).advisories.used >= backend.corruption_advisory_bytes()
-    full = StorageServer(backend=backend, reserved_space=backend.free_space())
+    # far more reserved than the disk has: other processes' files come and go meanwhile
+    full = StorageServer(backend=backend, reserved_space=backend.free_space() + 10**15)
     before = backend.corruption_advisory_bytes()
     full.advisories.used = 0
     full.mutable_read_test_write(
