@@ -127,6 +127,19 @@ def start_node(node: Path) -> int:
     return proc.pid
 
 
+def _still_there(node: Path) -> bool:
+    """Whether the process ``start_node`` recorded for ``node`` still runs (not
+    gone, not a zombie). Not ``_read_pid``: under load a starting node was taken
+    for a stranger, its pid file removed and the node left running unwatched."""
+    try:
+        pid = int((node / "veil.pid").read_text().strip())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] != "Z"
+
+
 def wait_announced(nodes: list[Path], timeout: float = START_TIMEOUT) -> dict[str, dict[str, Any]]:
     """Wait for every node's announcement; return {server id: ann}."""
     deadline = time.monotonic() + timeout
@@ -141,7 +154,7 @@ def wait_announced(nodes: list[Path], timeout: float = START_TIMEOUT) -> dict[st
                 doc = yaml.safe_load(ann_file.read_text())
                 found[doc["server_id"]] = doc["ann"]
                 pending.remove(node)
-            elif _read_pid(node, quiet=True) is None:
+            elif not _still_there(node):
                 tail = (node / "logs" / "veil.log").read_text(errors="replace")[-400:]
                 raise ConfigError(f"storage node {node.name} exited at start:\n{tail.strip()}")
         if pending and time.monotonic() > deadline:
