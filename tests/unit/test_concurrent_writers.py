@@ -23,7 +23,7 @@ from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader
 from veil.services.mutable import retry as mutable_retry
 from veil.services.mutable.files import FIRST_READ, MutableFiles
-from veil.testing.local_grid import local_grid
+from veil.testing.local_grid import local_grid, same_servers_as
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 LIT = "URI:LIT:nbswy3dp"
@@ -104,15 +104,7 @@ async def test_a_share_rewritten_between_two_reads_is_not_glued() -> None:
     Tearing.between, Tearing.resume, Tearing.reports = asyncio.Event(), asyncio.Event(), 0
     mf, clients = grid(5, 3, 5, jitter=False)
     cap = await mf.create(bytes(7500))  # shares of about 4500 bytes
-    tearing = [
-        Tearing(
-            c.service,
-            server_id=c.server_id,
-            lease_seed=c.lease_seed,
-            permutation_seed=c.permutation_seed,
-        )
-        for c in clients
-    ]
+    tearing = same_servers_as(Tearing, clients)
     reader = MutableFiles(StorageBroker(tearing), mf.params, lease_secret=b"r" * 32)
 
     async def other_writer() -> None:

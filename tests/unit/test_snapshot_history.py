@@ -19,7 +19,7 @@ from veil.services.broker import StorageBroker
 from veil.services.directories import Directories, entry_for
 from veil.services.immutable.downloader import Downloader
 from veil.services.mutable.files import MutableFiles
-from veil.testing.local_grid import local_grid
+from veil.testing.local_grid import local_grid, same_servers_as
 
 PARAMS = EncodingParameters(2, 3, 4)
 
@@ -36,15 +36,7 @@ class Listing(LocalStorageClient):
 
 def directories() -> Directories:
     _, plain = local_grid(4)
-    servers = [
-        Listing(
-            c.service,
-            server_id=c.server_id,
-            lease_seed=c.lease_seed,
-            permutation_seed=c.permutation_seed,
-        )
-        for c in plain
-    ]
+    servers = same_servers_as(Listing, plain)
     broker = StorageBroker(servers)
     return Directories(MutableFiles(broker, PARAMS, lease_secret=b"s" * 32), Downloader(broker))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TypeVar
 
 from veil.adapters.storage.disk import DiskBackend
 from veil.adapters.storage.in_process_client import LocalStorageClient
@@ -32,3 +33,20 @@ def local_grid(
             )
         )
     return StorageBroker(clients), clients
+
+
+C = TypeVar("C", bound=LocalStorageClient)
+
+
+def same_servers_as(kind: type[C], clients: list[LocalStorageClient]) -> list[C]:
+    """The same server cores and identities, reached through ``kind`` (a test's
+    subclass that counts or delays some calls)."""
+    return [
+        kind(
+            c.service,
+            server_id=c.server_id,
+            lease_seed=c.lease_seed,
+            permutation_seed=c.permutation_seed,
+        )
+        for c in clients
+    ]
