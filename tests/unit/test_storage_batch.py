@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from veil.adapters.storage import disk
 from veil.adapters.storage.disk import DiskBackend
 from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import BadRequest, RemoteError
@@ -199,7 +202,8 @@ def test_a_batch_on_disk_is_flushed_once_at_its_end_every_file_and_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
+    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, disk._syncfs()
+    assert real_syncfs is not None  # Linux
 
     def fsync(fd: int) -> None:
         events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
@@ -209,17 +213,29 @@ def test_a_batch_on_disk_is_flushed_once_at_its_end_every_file_and_directory(
         events.append(("replace", str(dst)))
         real_replace(src, dst)
 
+    def syncfs(fd: int) -> int:
+        events.append(("syncfs", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_syncfs(fd)
+
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(disk, "_syncfs", lambda: syncfs)
     backend = DiskBackend(tmp_path / "st")
     server = StorageServer(backend=backend)
-    items = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(3)]
-    assert all(r.written == {0, 5} for r in run_upload_batch(server, items))
-    finals = {str(backend.share_dir(i.storage_index) / str(s)) for i in items for s in i.shares}
-    dirs = {str(backend.share_dir(i.storage_index)) for i in items}
-    kinds = [k for k, _ in events]
-    assert kinds == ["replace"] * 6 + ["fsync"] * 9  # all renames, then every flush once
+    # a few shares: all renames, then an fsync of every file and directory, once
+    few = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)})]
+    assert disk.SYNCFS_FROM > 2
+    assert all(r.written == {0, 5} for r in run_upload_batch(server, few))
+    finals = {str(backend.share_dir(i.storage_index) / str(s)) for i in few for s in i.shares}
+    dirs = {str(backend.share_dir(i.storage_index)) for i in few}
+    assert [k for k, _ in events] == ["replace"] * 2 + ["fsync"] * 3
     assert {p for k, p in events if k == "fsync"} == finals | dirs
+    # many: all renames, then one syncfs of the storage directory's file system
+    events.clear()
+    many = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(3)]
+    assert all(r.written == {0, 5} for r in run_upload_batch(server, many))
+    assert events[-1] == ("syncfs", str(tmp_path / "st" / "shares"))
+    assert [k for k, _ in events] == ["replace"] * 6 + ["syncfs"]
     assert backend.pending_sync() is None
     # the standard calls still flush each share as it completes
     events.clear()
@@ -227,6 +243,21 @@ def test_a_batch_on_disk_is_flushed_once_at_its_end_every_file_and_directory(
     server.allocate_buckets(si, frozenset({1}), 4, renew_secret=R, cancel_secret=C, upload_secret=U)
     server.write_share_chunk(si, 1, 0, b"data", upload_secret=U)
     assert [k for k, _ in events] == ["fsync", "replace", "fsync"]
+
+
+def test_a_failed_syncfs_fails_the_batch_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(disk, "_syncfs", lambda: broken)
+    backend = DiskBackend(tmp_path / "st")
+    server = StorageServer(backend=backend)
+    many = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(3)]
+    with pytest.raises(OSError, match="Input/output error"):
+        run_upload_batch(server, many)
 
 
 @settings(max_examples=60, deadline=None)

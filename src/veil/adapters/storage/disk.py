@@ -6,7 +6,8 @@
 
 Each file is a Tahoe share container (``veil.formats.container``), so a Tahoe
 server's directory can be served as it is and vice versa. Incoming files are
-moved into place only when complete, after an fsync; a restart deletes what
+moved into place only when complete, after an fsync (a batch's shares: all
+renamed, then one flush for them all, ``deferred_flush``); a restart deletes what
 is left in ``incoming/``, so no partial share is ever readable. A file that is
 not a valid container is logged once and treated as absent (the ``Backend``
 contract); an upload of that share replaces it.
@@ -15,6 +16,7 @@ contract); an upload of that share replaces it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import shutil
@@ -59,7 +61,34 @@ def _fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def _flush(paths: list[str]) -> None:
+SYNCFS_FROM = 4  # shares completed together: above this, one syncfs instead of an fsync each
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2) (no wrapper in ``os``), or None where there is none."""
+    try:
+        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    return fn
+
+
+def _flush(paths: list[str], root: str) -> None:
+    """Make the completed ``paths`` and their directory entries durable. Many at
+    once: one syncfs of their file system (one journal commit, about ten times
+    faster than an fsync per file on ext4); else an fsync of each, then of each
+    directory. ``root``: a directory on the same file system."""
+    syncfs = _syncfs() if len(paths) >= SYNCFS_FROM else None
+    if syncfs is not None:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+        finally:
+            os.close(fd)
+        return
     for path in paths:
         with contextlib.suppress(FileNotFoundError):  # expired meanwhile
             fd = os.open(path, os.O_RDONLY)
@@ -141,7 +170,7 @@ class DiskBackend:
         pending: list[str] = []
         self._deferred.pending = pending
         try:
-            yield lambda: _flush(pending)
+            yield lambda: _flush(pending, self._shares_text)
         finally:
             self._deferred.pending = None
 

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="leave out version-control files (.git, .svn, CVS, ...)",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines")
-    p.add_argument("-j", "--jobs", type=int, default=32, help="files in flight (default 32)")
+    p.add_argument("-j", "--jobs", type=int, help="files in flight (default 128)")
     p.set_defaults(func=_cmd(_backup))
     from veil.frontends.cli import backup_restore
 
@@ -126,7 +126,7 @@ async def _backup(args: argparse.Namespace) -> int:
     refuse_read_only(node, args.target)
     if not local.is_dir():
         raise UsageError(f"{local} is not a directory", hint="veil backup LOCALDIR ALIAS:PATH")
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     live = args.json or sys.stderr.isatty()
     report = reporter("backup", args, scan_totals(local, excluder) if live else None)
@@ -137,7 +137,7 @@ async def _backup(args: argparse.Namespace) -> int:
                 client.directories(),
                 db,
                 excluder=excluder,
-                slots=args.jobs,
+                **({} if args.jobs is None else {"slots": args.jobs}),
                 on_file=report.file,
                 on_warning=report.warning,
             )

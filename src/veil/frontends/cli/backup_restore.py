@@ -49,7 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="restore into a non-empty directory, replacing what differs",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines")
-    p.add_argument("-j", "--jobs", type=int, default=32, help="files in flight (default 32)")
+    p.add_argument("-j", "--jobs", type=int, help="files in flight (default 128)")
     p.set_defaults(func=_cmd(_restore))
     p = sub.add_parser("snapshots", help="list the snapshots of a backup")
     p.add_argument("path", metavar="ALIAS:PATH")
@@ -113,7 +113,7 @@ async def _restore(args: argparse.Namespace) -> int:
             client.directories(),
             client.downloader(),
             include=args.include,
-            slots=max(args.jobs, 1),
+            **({} if args.jobs is None else {"slots": max(args.jobs, 1)}),
             on_file=report.file,
             on_warning=report.warning,
         )

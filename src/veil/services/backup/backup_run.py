@@ -1,8 +1,10 @@
 """One backup run: walk a local tree, upload what changed, build immutable dirs.
 
 Depth first: a directory's files are started at once (at most ``slots``
-uploads in flight over the one client), its subdirectories are walked while
-they upload (``WINDOW`` at a time), and the directory is made
+uploads in flight over the one client, of which at most ``LARGE_IN_FLIGHT``
+larger than ``LARGE``: many small files in flight make big batches, few
+large ones keep memory bounded), its subdirectories are walked while they
+upload (``WINDOW`` at a time), and the directory is made
 (``URI:DIR2-CHK:`` or ``DIR2-LIT``) as soon as all its children are known,
 so memory holds the directories on the paths being walked, not the tree.
 Files and directories the backup database (``Cache``) knows unchanged are
@@ -19,6 +21,7 @@ with ``veil.kind = symlink`` in its metadata.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import io
 import os
@@ -47,7 +50,10 @@ from veil.services.directories import Directories
 from veil.services.immutable.uploader import Uploader
 
 RETRIES = 2  # a file that changes while read is read again this many times
-WINDOW = 4  # subdirectories of one directory walked at once
+WINDOW = 8  # subdirectories of one directory walked at once
+SLOTS = 128  # files in flight (small ones share a batch request per server)
+LARGE = 1024 * 1024  # files above this size stream their shares, one upload each
+LARGE_IN_FLIGHT = 8
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -152,7 +158,7 @@ class BackupRun:
         cache: Cache,
         *,
         excluder: Excluder | None = None,
-        slots: int = 32,
+        slots: int = SLOTS,
         on_file: Callable[[int, bool], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
@@ -171,6 +177,7 @@ class BackupRun:
         self.cache = cache
         self.excluder = excluder or Excluder()
         self.slots = asyncio.Semaphore(slots)
+        self.large = asyncio.Semaphore(min(slots, LARGE_IN_FLIGHT))
         self.on_file = on_file or (lambda n, new: None)
         self.on_warning = on_warning or (lambda line: None)
         self.summary = BackupSummary()
@@ -311,7 +318,8 @@ class BackupRun:
 
     async def _file(self, path: Path, st: os.stat_result) -> tuple[str, dict[str, Any]] | None:
         key = str(path)
-        async with self.slots:
+        large = self.large if st.st_size > LARGE else contextlib.nullcontext()
+        async with large, self.slots:
             for _attempt in range(RETRIES + 1):
                 try:
                     with open(path, "rb") as f:

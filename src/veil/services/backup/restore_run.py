@@ -16,6 +16,7 @@ their owners (names first, as tar does, then the numbers recorded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import os
 import pwd
@@ -29,7 +30,7 @@ from veil.formats import mutable_caps as mc
 from veil.formats.caps import CHKReadCap, LiteralCap
 from veil.formats.dirnode import Entry
 from veil.services.backup import restore_plan as plan
-from veil.services.backup.backup_run import in_window
+from veil.services.backup.backup_run import LARGE, LARGE_IN_FLIGHT, SLOTS, in_window
 from veil.services.backup.metadata import SYMLINK, Recorded, recorded
 from veil.services.directories import Directories
 from veil.services.immutable.downloader import Downloader
@@ -119,7 +120,7 @@ class RestoreRun:
         downloader: Downloader,
         *,
         include: Sequence[str] = (),
-        slots: int = 32,
+        slots: int = SLOTS,
         as_root: bool | None = None,
         on_file: Callable[[int, bool], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
@@ -128,6 +129,7 @@ class RestoreRun:
         self.downloader = downloader
         self.include = list(include)
         self.slots = asyncio.Semaphore(slots)
+        self.large = asyncio.Semaphore(min(slots, LARGE_IN_FLIGHT))
         self.as_root = os.geteuid() == 0 if as_root is None else as_root
         self.uid = os.geteuid()
         self.on_file = on_file or (lambda n, new: None)
@@ -223,7 +225,8 @@ class RestoreRun:
             if existing is not None and existing.kind == "dir":
                 self._skip(f"skipped {rel}: a directory is in its place")
                 return
-            async with self.slots:
+            large = self.large if cap.size > LARGE else contextlib.nullcontext()
+            async with large, self.slots:
                 await self._write(cap, local, rec, target)
         except OSError as exc:
             raise RestoreError(f"cannot write {local}: {exc.strerror}") from None
