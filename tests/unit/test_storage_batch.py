@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veil.adapters.storage import disk
+from veil.adapters.storage import durable
 from veil.adapters.storage.disk import DiskBackend
 from veil.adapters.storage.memory import MemoryBackend
 from veil.errors import BadRequest, RemoteError
@@ -201,63 +201,64 @@ def test_read_batch_returns_small_shares_whole_and_lengths_of_large(server: Stor
 def test_a_batch_on_disk_is_flushed_once_at_its_end_every_file_and_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events: list[tuple[str, str]] = []
-    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, disk._syncfs()
-    assert real_syncfs is not None  # Linux
+    events: list[tuple[str, str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        thread = threading.current_thread().name
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"), thread))
         real_fsync(fd)
 
     def replace(src: str, dst: str) -> None:
-        events.append(("replace", str(dst)))
+        events.append(("replace", str(dst), ""))
         real_replace(src, dst)
-
-    def syncfs(fd: int) -> int:
-        events.append(("syncfs", os.readlink(f"/proc/self/fd/{fd}")))
-        return real_syncfs(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(disk, "_syncfs", lambda: syncfs)
     backend = DiskBackend(tmp_path / "st")
     server = StorageServer(backend=backend)
-    # a few shares: all renames, then an fsync of every file and directory, once
-    few = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)})]
-    assert disk.SYNCFS_FROM > 2
-    assert all(r.written == {0, 5} for r in run_upload_batch(server, few))
-    finals = {str(backend.share_dir(i.storage_index) / str(s)) for i in few for s in i.shares}
-    dirs = {str(backend.share_dir(i.storage_index)) for i in few}
-    assert [k for k, _ in events] == ["replace"] * 2 + ["fsync"] * 3
-    assert {p for k, p in events if k == "fsync"} == finals | dirs
-    # many: all renames, then one syncfs of the storage directory's file system
-    events.clear()
-    many = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(3)]
-    assert all(r.written == {0, 5} for r in run_upload_batch(server, many))
-    assert events[-1] == ("syncfs", str(tmp_path / "st" / "shares"))
-    assert [k for k, _ in events] == ["replace"] * 6 + ["syncfs"]
+    for count, threaded in ((1, False), (3, True)):  # 2 shares (one by one), 6 (in threads)
+        assert (2 * count >= durable.PARALLEL_FROM) == threaded
+        events.clear()
+        items = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(count)]
+        assert all(r.written == {0, 5} for r in run_upload_batch(server, items))
+        finals = {str(backend.share_dir(i.storage_index) / str(s)) for i in items for s in i.shares}
+        dirs = {str(backend.share_dir(i.storage_index)) for i in items}
+        kinds = [k for k, _, _ in events]
+        assert kinds == ["replace"] * 2 * count + ["fsync"] * 3 * count  # renames, then flushes
+        flushed = [p for k, p, _ in events if k == "fsync"]
+        assert set(flushed[: 2 * count]) == finals and set(flushed[2 * count :]) == dirs
+        threads = [t for k, _, t in events if k == "fsync"][: 2 * count]  # the files'
+        assert all(t.startswith("veil-fsync") for t in threads) == threaded
     assert backend.pending_sync() is None
     # the standard calls still flush each share as it completes
     events.clear()
     si = os.urandom(16)
     server.allocate_buckets(si, frozenset({1}), 4, renew_secret=R, cancel_secret=C, upload_secret=U)
     server.write_share_chunk(si, 1, 0, b"data", upload_secret=U)
-    assert [k for k, _ in events] == ["fsync", "replace", "fsync"]
+    assert [k for k, _, _ in events] == ["fsync", "replace", "fsync"]
 
 
-def test_a_failed_syncfs_fails_the_batch_flush(
+def test_a_failed_fsync_in_a_batch_fails_its_flush(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(fd: int) -> int:
-        ctypes.set_errno(errno.EIO)
-        return -1
-
-    monkeypatch.setattr(disk, "_syncfs", lambda: broken)
+    real_fsync = os.fsync
     backend = DiskBackend(tmp_path / "st")
-    server = StorageServer(backend=backend)
     many = [item(os.urandom(16), {s: os.urandom(100) for s in (0, 5)}) for _ in range(3)]
+    broken = str(backend.share_dir(many[1].storage_index) / "5")
+    seen: list[str] = []
+
+    def fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        seen.append(path)
+        if path == broken:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(OSError, match="Input/output error"):
-        run_upload_batch(server, many)
+        run_upload_batch(StorageServer(backend=backend), many)
+    assert len(seen) == 6 and broken in seen  # every file was tried; no directory after it
 
 
 @settings(max_examples=60, deadline=None)

@@ -16,7 +16,6 @@ contract); an upload of that share replaces it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
 import shutil
@@ -25,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from veil.adapters.storage.durable import flush_many, fsync_path
 from veil.errors import FormatError, VeilError
 from veil.formats import base32
 from veil.formats.container import (
@@ -51,54 +51,6 @@ def _problem(exc: Exception) -> str:
 def _si_name(si: bytes) -> str:
     """A storage index's directory name (one base32 text per recent index)."""
     return base32.b2a(si)
-
-
-def _fsync_dir(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-SYNCFS_FROM = 4  # shares completed together: above this, one syncfs instead of an fsync each
-
-
-@functools.cache
-def _syncfs() -> Callable[[int], int] | None:
-    """Linux's syncfs(2) (no wrapper in ``os``), or None where there is none."""
-    try:
-        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError):
-        return None
-    return fn
-
-
-def _flush(paths: list[str], root: str) -> None:
-    """Make the completed ``paths`` and their directory entries durable. Many at
-    once: one syncfs of their file system (one journal commit, about ten times
-    faster than an fsync per file on ext4); else an fsync of each, then of each
-    directory. ``root``: a directory on the same file system."""
-    syncfs = _syncfs() if len(paths) >= SYNCFS_FROM else None
-    if syncfs is not None:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if syncfs(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err))
-        finally:
-            os.close(fd)
-        return
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):  # expired meanwhile
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for directory in dict.fromkeys(os.path.dirname(p) for p in paths):
-        with contextlib.suppress(FileNotFoundError):
-            _fsync_dir(directory)
 
 
 class DiskIncomingShare:
@@ -131,7 +83,7 @@ class DiskIncomingShare:
         os.makedirs(directory, exist_ok=True)
         os.replace(self.path, self.final)
         if pending is None:
-            _fsync_dir(directory)
+            fsync_path(directory, directory=True)
         else:
             pending.append(self.final)
 
@@ -170,7 +122,7 @@ class DiskBackend:
         pending: list[str] = []
         self._deferred.pending = pending
         try:
-            yield lambda: _flush(pending, self._shares_text)
+            yield lambda: flush_many(pending)
         finally:
             self._deferred.pending = None
 
@@ -256,7 +208,7 @@ class DiskBackend:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(Path(path).parent)
+            fsync_path(str(Path(path).parent), directory=True)
 
     def delete_slot(self, storage_index: bytes, share_number: int) -> None:
         path = Path(self._path(storage_index, share_number))
