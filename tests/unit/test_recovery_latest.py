@@ -55,6 +55,22 @@ def test_backups_update_the_record_and_an_old_server_is_outvoted() -> None:
     asyncio.run(go())
 
 
+def test_two_backups_recorded_at_once_both_stay_in_the_record() -> None:
+    async def go() -> None:
+        broker, _ = local_grid(4)
+        files = MutableFiles(broker, PARAMS, lease_secret=b"s" * 32)
+        wcap, _ = await record_backup(files, None, task("docs", "URI:DIR2-CHK:a"), now=1.0)
+        await asyncio.gather(
+            record_backup(files, wcap, task("mail", "URI:DIR2-CHK:b"), now=2.0),
+            record_backup(files, wcap, task("pics", "URI:DIR2-CHK:c"), now=2.0),
+        )
+        got = await read_latest(files, wcap)
+        assert got.counter == 3  # each change made on the other's: none lost
+        assert sorted(t.local for t in got.tasks) == ["~/docs", "~/mail", "~/pics"]
+
+    asyncio.run(go())
+
+
 def test_newest_of_blob_and_grid() -> None:
     old, new = LatestRecord(2, 10.0, []), LatestRecord(5, 20.0, [])
     record, note = newest(old, new)

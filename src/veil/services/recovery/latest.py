@@ -12,6 +12,7 @@ older record than the others is outvoted.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from veil.errors import CapabilityError
@@ -25,7 +26,9 @@ class MutableStore(Protocol):
 
     async def read(self, cap: mc.SSKWriteCap | mc.SSKReadCap) -> bytes: ...
     async def create(self, data: bytes) -> mc.SSKWriteCap: ...
-    async def modify(self, cap: mc.SSKWriteCap, change: bytes) -> int: ...
+    async def modify(
+        self, cap: mc.SSKWriteCap, change: bytes | Callable[[bytes], bytes]
+    ) -> int: ...
 
 
 def parse_record_cap(text: str) -> mc.SSKWriteCap | mc.SSKReadCap:
@@ -52,10 +55,14 @@ async def record_backup(
     cap = parse_record_cap(write_cap)
     if not isinstance(cap, mc.SSKWriteCap):
         raise RecoveryError("this node holds only the read cap of its latest record")
-    current = LatestRecord.from_bytes(await files.read(cap))
-    record = current.with_task(task, when)
-    await files.modify(cap, record.to_bytes())
-    return write_cap, record
+    made: list[LatestRecord] = []
+
+    def change(current: bytes) -> bytes:  # on what the grid holds (again, if another wrote)
+        made.append(LatestRecord.from_bytes(current).with_task(task, when))
+        return made[-1].to_bytes()
+
+    await files.modify(cap, change)  # one read of the record, inside the change
+    return write_cap, made[-1]
 
 
 def newest(blob: LatestRecord, grid: LatestRecord | None) -> tuple[LatestRecord, str | None]:
