@@ -55,14 +55,14 @@ async def record_backup(
     cap = parse_record_cap(write_cap)
     if not isinstance(cap, mc.SSKWriteCap):
         raise RecoveryError("this node holds only the read cap of its latest record")
-    made: list[LatestRecord] = []
+    written: list[LatestRecord] = []
 
     def change(current: bytes) -> bytes:  # on what the grid holds (again, if another wrote)
-        made.append(LatestRecord.from_bytes(current).with_task(task, when))
-        return made[-1].to_bytes()
+        written.append(LatestRecord.from_bytes(current).with_task(task, when))
+        return written[-1].to_bytes()
 
     await files.modify(cap, change)  # one read of the record, inside the change
-    return write_cap, made[-1]
+    return write_cap, written[-1]
 
 
 def newest(blob: LatestRecord, grid: LatestRecord | None) -> tuple[LatestRecord, str | None]:
