@@ -75,22 +75,31 @@ async def together(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
 
 
 async def in_window(jobs: Sequence[Callable[[], Awaitable[T]]], width: int = WINDOW) -> list[T]:
-    """Run ``jobs`` at most ``width`` at a time; their results in order (on a
-    failure the others are cancelled)."""
-    tasks: list[asyncio.Task[T]] = []
-    results: list[T] = []
+    """Run ``jobs`` at most ``width`` at a time, the next starting as soon as any
+    one ends (a slow one does not hold the others back); their results in order.
+    On a failure the others are cancelled and it is raised."""
+    results: list[T | None] = [None] * len(jobs)
+    pending: set[asyncio.Task[T]] = set()
+    index: dict[asyncio.Task[T], int] = {}
     try:
-        for job in jobs:
-            tasks.append(asyncio.ensure_future(job()))
-            if len(tasks) - len(results) >= width:
-                results.append(await tasks[len(results)])
-        while len(results) < len(tasks):
-            results.append(await tasks[len(results)])
+        for i, job in enumerate(jobs):
+            if len(pending) >= width:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    results[index[task]] = task.result()
+            task = asyncio.ensure_future(job())
+            index[task] = i
+            pending.add(task)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                results[index[task]] = task.result()
     except BaseException:
-        for task in tasks:
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         raise
-    return results
+    return results  # type: ignore[return-value]  # every slot filled
 
 
 class Known(Protocol):
