@@ -233,6 +233,9 @@ class BackupRun:
         except OSError as exc:
             self._skip(f"skipped directory {path}: {exc.strerror}")
             return None
+        # A walk of unchanged directories never waits: let the loop send what others
+        # started (the history's reads, uploads) between directories.
+        await asyncio.sleep(0)
         known = self.cache.files_in(str(path))  # one query for the directory's files
         files: dict[str, asyncio.Task[tuple[str, dict[str, Any]] | None]] = {}
         subdirs: list[tuple[str, Path, os.stat_result]] = []
