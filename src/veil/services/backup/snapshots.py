@@ -13,12 +13,13 @@ snapshots that ``forget`` chose.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from veil.errors import NotFound, UsageError
+from veil.errors import NotFound, UsageError, VeilError
 from veil.formats import mutable_caps as mc
 from veil.formats.dirnode import Entry
 from veil.services.backup.metadata import VEIL_KEY, archive_name, archive_time
@@ -46,6 +47,12 @@ def _dir_of(entry: Entry, what: str) -> mc.DirCap:
     if not isinstance(cap, mc.DirCap):
         raise UsageError(f"{what} is a file, not a directory")
     return cap
+
+
+def _leads_to(kids: dict[str, Entry], archives: mc.DirCap) -> bool:
+    entry = kids.get(ARCHIVES)
+    cap = mc.parse_any(entry.rw_cap or entry.ro_cap or "") if entry is not None else None
+    return isinstance(cap, mc.DirCap) and cap.to_string() == archives.to_string()
 
 
 async def ensure_directory(dirs: Directories, root: mc.DirCap, parts: list[str]) -> mc.DirCap:
@@ -103,8 +110,44 @@ class History:
         return name
 
 
+# Where a history's two directories were found last, in this process (a running
+# node backs up the same paths again and again): (root, parts) -> (PATH, Archives).
+_found: dict[tuple[str, tuple[str, ...]], tuple[mc.DirCap, mc.DirCap]] = {}
+REMEMBERED = 64
+
+
 async def open_history(dirs: Directories, root: mc.DirCap, parts: list[str]) -> History:
-    """``PATH`` (``parts`` below ``root``) and its ``Archives``, made when missing."""
+    """``PATH`` (``parts`` below ``root``) and its ``Archives``, made when missing.
+
+    Where this process found them before, the path is read again (it may have
+    been moved) while ``PATH`` and ``Archives`` are read at once: one round of
+    reads instead of one per level; used only if the path still leads there."""
+    key = (root.to_string(), tuple(parts))
+    remembered = _found.get(key)
+    if remembered is not None:
+        base_cap, archives_cap = remembered
+        chain, at_base, at_archives = await asyncio.gather(
+            ensure_directory(dirs, root, parts),
+            dirs.children_for_change(base_cap),
+            dirs.children_for_change(archives_cap),
+            return_exceptions=True,
+        )
+        for result in (chain, at_base, at_archives):
+            if isinstance(result, BaseException) and (
+                result is chain or not isinstance(result, VeilError)
+            ):
+                raise result  # the path's own failure, or not the grid's answer at all
+        if (
+            isinstance(chain, mc.DirCap)
+            and not isinstance(at_base, BaseException)
+            and not isinstance(at_archives, BaseException)
+            and chain.to_string() == base_cap.to_string()
+            and _leads_to(at_base[0], archives_cap)
+        ):
+            names, archives_map = at_archives
+            maps = (at_base[1], archives_map)
+            return History(chain, archives_cap, frozenset(names), maps, time.monotonic())
+        _found.pop(key, None)  # moved or replaced since: read it level by level
     base = await ensure_directory(dirs, root, parts)
     kids, base_map = await dirs.children_for_change(base)
     if ARCHIVES in kids:
@@ -112,6 +155,9 @@ async def open_history(dirs: Directories, root: mc.DirCap, parts: list[str]) -> 
     else:
         archives, base_map = await ensure_directory(dirs, base, [ARCHIVES]), None
     names, archives_map = await dirs.children_for_change(archives)
+    if len(_found) >= REMEMBERED:
+        _found.pop(next(iter(_found)))
+    _found[key] = (base, archives)
     return History(base, archives, frozenset(names), (base_map, archives_map), time.monotonic())
 
 
