@@ -241,38 +241,39 @@ class BackupRun:
         subdirs: list[tuple[str, Path, os.stat_result]] = []
         children: dict[str, tuple[str, dict[str, Any]]] = {}
         seen: set[str] = set()
+        base = str(path).rstrip("/")  # plain text: a Path per unchanged file costs more
         for name in names:
             if self.excluder.excluded(name):
                 continue
-            child = path / name
+            text = f"{base}/{name}"
             try:
                 name.encode("utf-8")
             except UnicodeEncodeError:
-                self._skip(f"skipped {os.fsencode(child)!r}: its name is not valid UTF-8")
+                self._skip(f"skipped {os.fsencode(text)!r}: its name is not valid UTF-8")
                 continue
             grid_name = unicodedata.normalize("NFC", name)
             if grid_name in seen:
-                self._skip(f"skipped {child}: another name in {path} is the same once normalized")
+                self._skip(f"skipped {text}: another name in {path} is the same once normalized")
                 continue
             seen.add(grid_name)
             try:
-                cst = child.lstat()
+                cst = os.lstat(text)
             except FileNotFoundError:
                 continue  # gone since it was listed
             kind = kind_of(cst.st_mode)
             if kind == FILE:
-                same = self._unchanged(child, cst, known.get(name))  # no task for those
+                same = self._unchanged(text, cst, known.get(name))  # no task for those
                 if same is not None:
                     children[grid_name] = same
                 else:
-                    files[grid_name] = asyncio.ensure_future(self._file(child, cst))
+                    files[grid_name] = asyncio.ensure_future(self._file(path / name, cst))
             elif kind == DIRECTORY:
-                subdirs.append((grid_name, child, cst))
+                subdirs.append((grid_name, path / name, cst))
             elif kind == SYMLINK:
-                target = os.readlink(child)
+                target = os.readlink(text)
                 children[grid_name] = await self._symlink(target, cst)
             else:
-                self._skip(f"skipped {child}: a socket, device or FIFO is not backed up")
+                self._skip(f"skipped {text}: a socket, device or FIFO is not backed up")
         try:
             walks = [partial(self._directory, child, cst) for _, child, cst in subdirs]
             for (grid_name, _, _), made in zip(subdirs, await in_window(walks), strict=True):
@@ -318,9 +319,9 @@ class BackupRun:
         return result.cap.to_string(), self._meta(st, shown)
 
     def _unchanged(
-        self, path: Path, st: os.stat_result, record: Known | None
+        self, path: str, st: os.stat_result, record: Known | None
     ) -> tuple[str, dict[str, Any]] | None:
-        known = record.cap_if(st) if record else self.cache.file_cap(str(path), st)
+        known = record.cap_if(st) if record else self.cache.file_cap(path, st)
         if known is None:
             return None
         self.summary.files_unchanged += 1
