@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from veil.errors import BadRequest, ServerUnavailable, Unauthorized
+from veil.formats import base32
 from veil.formats import wire_batch as wb
 from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
@@ -85,3 +89,73 @@ async def test_oversized_batches_are_refused(tmp_path: Path) -> None:
     finally:
         await client.close()
         await server.http.stop()
+
+
+async def test_a_lone_small_batch_is_flushed_in_the_cores_turn_others_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One thread hop for a small batch when nothing else waits for the core; a large
+    batch, or one with others queued behind it, leaves its flush to the flush pool so
+    the core goes on (group commit). Either way the answer comes after the fsyncs."""
+    fsyncs: list[tuple[str, str]] = []  # (path, thread)
+    real_fsync, real_replace = os.fsync, os.replace
+    slow = {"first": True}
+
+    def fsync(fd: int) -> None:
+        fsyncs.append((os.readlink(f"/proc/self/fd/{fd}"), threading.current_thread().name))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        if slow["first"]:  # the first batch's work outlasts the arrival of the second
+            slow["first"] = False
+            time.sleep(0.3)
+        real_replace(src, dst)
+
+    server = await start_live_server(tmp_path / "s")
+    client = server.client()
+    monkeypatch.setattr(os, "fsync", fsync)
+    try:
+
+        def batch(items: int, shares: int) -> list[wb.BatchUpload]:
+            return [
+                wb.BatchUpload(
+                    os.urandom(16), 100, R, C, U, {s: os.urandom(100) for s in range(shares)}
+                )
+                for _ in range(items)
+            ]
+
+        def threads_of(items: list[wb.BatchUpload]) -> set[str]:
+            names = {i.storage_index for i in items}
+            root = server.cert_dir / "storage"
+            mine = [t for p, t in fsyncs if any(str(root) in p and _si(n) in p for n in names)]
+            assert mine, "every share is fsynced"
+            return {t.rstrip("_0123456789") for t in mine}
+
+        alone = batch(1, 2)  # 2 shares < durable.PARALLEL_FROM
+        [res] = await client.upload_batch(alone)
+        assert res.written == {0, 1}
+        assert threads_of(alone) == {"veil-storage"}
+
+        large = batch(3, 2)  # 6 shares: the files in fsync threads, the directories after
+        assert all(r.written == {0, 1} for r in await client.upload_batch(large))
+        assert threads_of(large) == {"veil-fsync", "veil-flush"}
+
+        monkeypatch.setattr(os, "replace", replace)
+        first, second = batch(1, 1), batch(1, 1)
+        one = asyncio.ensure_future(client.upload_batch(first))
+        await asyncio.sleep(0.1)  # the first is in the core, sleeping in its rename
+        two = asyncio.ensure_future(client.upload_batch(second))
+        assert [r.written for r in await one] == [{0}]
+        assert [r.written for r in await two] == [{0}]
+        assert threads_of(first) == {"veil-flush"}  # the second was waiting: not inline
+        assert threads_of(second) == {"veil-storage"}  # nothing waited behind it
+        for items in (alone, large, first, second):
+            for i in items:
+                assert server.core.list_shares(i.storage_index) == set(i.shares)
+    finally:
+        await client.close()
+        await server.http.stop()
+
+
+def _si(storage_index: bytes) -> str:
+    return base32.b2a(storage_index)

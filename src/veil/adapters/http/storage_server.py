@@ -66,6 +66,7 @@ MAX_MUTABLE_READ = 64 * 1024 * 1024  # one ranged read of a mutable share
 OCTETS = "application/octet-stream"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
+Deferred = tuple[T, Callable[[], None]]  # a result, and the flush that makes it durable
 
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -102,18 +103,40 @@ class StorageHTTPApp:
         # flushes of batches wait on the disk beside the core's one thread (group commit)
         self._flush_pool = ThreadPoolExecutor(4, "veil-flush") if offload else None
         self.max_patch_body = max_patch_body
+        self._queued = 0  # core calls submitted and not yet answered (event loop only)
 
     async def _core(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._pool is None:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        self._queued += 1
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        finally:
+            self._queued -= 1
 
-    async def _flush(self, flush: Callable[[], None]) -> None:
-        if self._flush_pool is None:
+    async def _durably(self, work: Callable[[], Deferred[T]], *, small: bool) -> T:
+        """Run ``work`` (which returns its result and the flush that makes it durable)
+        in the core's thread, and answer once the flush is done. A small flush with no
+        other core call waiting runs in the same turn of the core's thread (one thread
+        hop, not two: a fifth of a small request's CPU); otherwise in the flush pool,
+        while the core's thread goes on with the next call (group commit)."""
+        if self._pool is None or self._flush_pool is None:
+            result, flush = work()
             flush()
-        else:
-            await asyncio.get_running_loop().run_in_executor(self._flush_pool, flush)
+            return result
+
+        def then_flush_if_alone() -> tuple[T, Callable[[], None] | None]:
+            result, flush = work()
+            if small and self._queued <= 1:  # read across threads: a hint only
+                flush()
+                return result, None
+            return result, flush
+
+        result, pending = await self._core(then_flush_if_alone)
+        if pending is not None:
+            await asyncio.get_running_loop().run_in_executor(self._flush_pool, pending)
+        return result
 
     async def _shutdown(self, app: web.Application) -> None:
         for pool in (self._pool, self._flush_pool):
@@ -136,7 +159,7 @@ class StorageHTTPApp:
         app.router.add_get(f"{v1}/mutable/{_SI}/shares", self.mutable_shares)
         app.router.add_get(f"{v1}/mutable/{_SI}/{_SHNUM}", self.mutable_read, allow_head=False)
         app.router.add_post(f"{v1}/mutable/{_SI}/{_SHNUM}/corrupt", self.mutable_corrupt)
-        add_batch_routes(app, self.service, self._core, ACCOUNT, self._flush)  # veil's extension
+        add_batch_routes(app, self.service, self._core, self._durably, ACCOUNT)  # veil's extension
         return app
 
     @web.middleware
