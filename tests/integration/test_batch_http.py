@@ -159,3 +159,42 @@ async def test_a_lone_small_batch_is_flushed_in_the_cores_turn_others_beside_it(
 
 def _si(storage_index: bytes) -> str:
     return base32.b2a(storage_index)
+
+
+async def test_the_mutable_read_over_https_answers_what_the_standard_reads_do(
+    tmp_path: Path,
+) -> None:
+    from veil.services.mutable.files import FIRST_READ, MutableFiles
+
+    servers = [await start_live_server(tmp_path / f"s{i}") for i in range(3)]
+    clients = [s.client() for s in servers]
+    broker = StorageBroker(clients)
+    try:
+        mf = MutableFiles(broker, EncodingParameters(2, 3, 3), lease_secret=b"l" * 32)
+        data = os.urandom(10_000)  # longer than the first read
+        cap = await mf.create(data)
+        si = cap.read_cap().storage_index
+        for client in clients:
+            version = await client.get_version()
+            assert wb.offers_batch(version.application_version, wb.MUTABLE_READ_EXTENSION)
+            prefixes = await client.mutable_read_batch(si, FIRST_READ)
+            assert set(prefixes) == await client.mutable_list_shares(si)
+            for shnum, prefix in prefixes.items():
+                assert prefix == await client.mutable_read(si, shnum, 0, FIRST_READ)
+            assert await client.mutable_read_batch(os.urandom(16), 100) == {}
+        await broker.versions(clients)
+        assert await mf.read(cap.read_cap()) == data  # through the extension
+        wrong = type(clients[0])(
+            replace(servers[0].nurl, swissnum="x" * 32),
+            server_id=clients[0].server_id,
+            lease_seed=clients[0].lease_seed,
+            permutation_seed=clients[0].permutation_seed,
+        )
+        with pytest.raises(Unauthorized):
+            await wrong.mutable_read_batch(si, 100)
+        await wrong.close()
+    finally:
+        for c in clients:
+            await c.close()
+        for s in servers:
+            await s.http.stop()

@@ -9,6 +9,8 @@ server can say more without breaking them.
 
     POST /storage/v1/veil-batch/immutable     write whole small shares
     POST /storage/v1/veil-batch/read          read whole small shares
+    POST /storage/v1/veil-batch/mutable-read  the start of every mutable share
+                                              (``+mutable-read-v1``)
 
 Upload body: an array of items, each ``{"storage-index": bstr .size 16,
 "allocated-size": uint, "renew-secret": bstr .size 32, "cancel-secret": bstr
@@ -24,6 +26,13 @@ per item, ``{uint => bstr}`` whole shares of at most ``MAX_BATCH_SHARE`` bytes,
 or ``{uint => uint}`` (the share's length) for larger ones, which are read with
 the standard ranged GET.
 
+Mutable-read body: ``{"storage-index": bstr .size 16, "length": uint}``;
+answer: ``{uint => bstr}``, the first ``length`` bytes (at most
+``MAX_MUTABLE_PREFIX``) of every mutable share of that storage index, each read
+in one piece as the standard ranged GET reads it, so a write never falls inside
+one share's bytes. It stands for the share listing and the first read of each
+share that a server map otherwise makes: one round trip instead of two.
+
 Request decoders raise ``BadRequest``; answer decoders raise ``RemoteError``.
 """
 
@@ -36,6 +45,9 @@ from veil.errors import BadRequest, RemoteError, VeilError
 from veil.formats.wire import MAX_SHARES, _head, _map, _share_set, _uint, dumps, loads
 
 EXTENSION = b"batch-v1"
+MUTABLE_READ_EXTENSION = b"mutable-read-v1"
+MUTABLE_READ_PATH = "/storage/v1/veil-batch/mutable-read"
+MAX_MUTABLE_PREFIX = 64 * 1024
 UPLOAD_PATH = "/storage/v1/veil-batch/immutable"
 READ_PATH = "/storage/v1/veil-batch/read"
 MAX_BATCH_ITEMS = 256
@@ -75,10 +87,10 @@ class BatchUploadResult:
         return self.status != 0
 
 
-def offers_batch(application_version: bytes) -> bool:
+def offers_batch(application_version: bytes, extension: bytes = EXTENSION) -> bool:
     """Whether a server's ``application-version`` announces this extension."""
     words = application_version.split()
-    return bool(words) and words[0].startswith(b"veil/") and b"+" + EXTENSION in words[1:]
+    return bool(words) and words[0].startswith(b"veil/") and b"+" + extension in words[1:]
 
 
 def _bytes(v: Any, name: str, size: int | None, error: type[VeilError]) -> bytes:
@@ -253,4 +265,48 @@ def decode_read_answer(data: bytes | memoryview, count: int) -> list[dict[int, b
                 _uint(value, "a share length", RemoteError)
             item[shnum] = value
         out.append(item)
+    return out
+
+
+# -- mutable read ----------------------------------------------------------------------
+
+
+def encode_mutable_read_request(storage_index: bytes, length: int) -> bytes:
+    return dumps({"storage-index": storage_index, "length": length})
+
+
+def decode_mutable_read_request(data: bytes | memoryview) -> tuple[bytes, int]:
+    if len(data) > 1024:
+        raise BadRequest("a mutable batch read request is too large")
+    doc = _map(
+        loads(data, BadRequest),
+        frozenset({"storage-index", "length"}),
+        "a mutable batch read",
+        BadRequest,
+        True,
+    )
+    length = _uint(doc["length"], "length", BadRequest)
+    if not 0 < length <= MAX_MUTABLE_PREFIX:
+        raise BadRequest(f"a mutable batch read takes 1 to {MAX_MUTABLE_PREFIX} bytes per share")
+    return _bytes(doc["storage-index"], "storage-index", 16, BadRequest), length
+
+
+def encode_mutable_read_answer(prefixes: dict[int, bytes]) -> bytes:
+    return dumps(dict(sorted(prefixes.items())))
+
+
+def decode_mutable_read_answer(data: bytes | memoryview, length: int) -> dict[int, bytes]:
+    """The shares' first bytes; a share longer than asked or a bad number is refused."""
+    if len(data) > MAX_SHARES * (length + 16) + 16:
+        raise RemoteError("a mutable batch answer is too large")
+    raw = loads(data, RemoteError)
+    if not isinstance(raw, dict):
+        raise RemoteError("a mutable batch answer must be a map of shares")
+    out: dict[int, bytes] = {}
+    for shnum, value in raw.items():
+        if _uint(shnum, "a share number", RemoteError) > MAX_SHARES - 1:
+            raise RemoteError("a share number is at most 255")
+        if not isinstance(value, bytes) or len(value) > length:
+            raise RemoteError("a mutable batch answer holds more bytes than asked for")
+        out[shnum] = value
     return out

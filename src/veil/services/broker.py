@@ -68,6 +68,13 @@ class StorageBroker:
         if server_id in self._known:
             self._known[server_id] = _Known()
 
+    def known_version(self, server: StorageClient) -> VersionInfo | None:
+        """The version last fetched from ``server``, however old, without asking:
+        enough to choose an extension, since a server that no longer offers it
+        answers 404 and the caller falls back to the standard calls."""
+        known = self._known.get(server.server_id)
+        return known.version if known is not None else None
+
     def _cached(
         self, servers: Sequence[StorageClient]
     ) -> dict[str, VersionInfo | VeilError] | None:

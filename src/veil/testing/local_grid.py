@@ -18,13 +18,15 @@ from veil.services.storage.server import StorageServer
 
 
 def local_grid(
-    count: int, root: Path | None = None, *, batch: bool = False
+    count: int, root: Path | None = None, *, batch: bool = False, mutable_batch: bool = False
 ) -> tuple[StorageBroker, list[LocalStorageClient]]:
-    """``batch``: the servers offer veil's batch extension (``wire_batch``)."""
+    """``batch``: the servers offer veil's batch extension (``wire_batch``);
+    ``mutable_batch``: its mutable read too."""
     clients = []
     for i in range(count):
         backend = DiskBackend(root / f"s{i}") if root else MemoryBackend()
         version = b"veil/test +batch-v1" if batch else b"veil/test"
+        version += b" +mutable-read-v1" if mutable_batch else b""
         server = StorageServer(backend=backend, application_version=version)
         seed = hashlib.sha256(b"server %d" % i).digest()
         clients.append(

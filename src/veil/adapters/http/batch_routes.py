@@ -18,7 +18,11 @@ from veil.adapters.http.request_parsing import cbor, cbor_body
 from veil.adapters.storage.durable import PARALLEL_FROM
 from veil.formats import wire_batch
 from veil.services.interfaces import StorageService
-from veil.services.storage.batch import run_read_batch, run_upload_batch_deferred
+from veil.services.storage.batch import (
+    run_mutable_read_batch,
+    run_read_batch,
+    run_upload_batch_deferred,
+)
 
 Core = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
@@ -37,7 +41,7 @@ def add_batch_routes(
     durably: Durably,
     account_key: web.RequestKey[int],
 ) -> None:
-    """Serve the two batch paths; ``core(fn, *args)`` runs ``fn`` as the app runs core
+    """Serve the batch paths; ``core(fn, *args)`` runs ``fn`` as the app runs core
     calls, ``durably(work, small=...)`` runs a ``work`` that returns its result and the
     flush making it durable, and answers after the flush; uploads act for the account
     the guard put in ``request[account_key]``."""
@@ -58,5 +62,12 @@ def add_batch_routes(
         answers = await core(run_read_batch, service, storage_indexes)
         return cbor(request, wire_batch.encode_read_answer(answers))
 
+    async def mutable_read(request: web.Request) -> web.Response:
+        body = await cbor_body(request, 1024)
+        storage_index, length = wire_batch.decode_mutable_read_request(body)
+        prefixes = await core(run_mutable_read_batch, service, storage_index, length)
+        return cbor(request, wire_batch.encode_mutable_read_answer(prefixes))
+
     app.router.add_post(wire_batch.UPLOAD_PATH, upload)
     app.router.add_post(wire_batch.READ_PATH, read)
+    app.router.add_post(wire_batch.MUTABLE_READ_PATH, mutable_read)

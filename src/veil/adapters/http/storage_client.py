@@ -308,6 +308,15 @@ class HttpStorageClient(IdentifiedServer):
         )
         return wire_batch.decode_read_answer(answer, len(storage_indexes))
 
+    async def mutable_read_batch(self, storage_index: bytes, length: int) -> dict[int, bytes]:
+        """The first ``length`` bytes of every mutable share, in one request."""
+        answer = await self._post_cbor(
+            wire_batch.MUTABLE_READ_PATH.removeprefix(_V1),
+            wire_batch.encode_mutable_read_request(storage_index, length),
+            limit=wire_batch.MAX_BATCH_ANSWER,
+        )
+        return wire_batch.decode_mutable_read_answer(answer, length)
+
     async def _post_cbor(
         self,
         path: str,

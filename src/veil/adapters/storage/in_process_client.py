@@ -15,7 +15,7 @@ from veil.errors import ServerUnavailable
 from veil.formats.storage_types import IdentifiedServer, TestWrite, TestWriteResult
 from veil.formats.wire_batch import BatchUpload, BatchUploadResult
 from veil.services.interfaces import AllocateResult, StorageService, VersionInfo, WriteResult
-from veil.services.storage.batch import run_read_batch, run_upload_batch
+from veil.services.storage.batch import run_mutable_read_batch, run_read_batch, run_upload_batch
 
 
 class LocalStorageClient(IdentifiedServer):
@@ -168,6 +168,10 @@ class LocalStorageClient(IdentifiedServer):
     async def read_batch(self, storage_indexes: list[bytes]) -> list[dict[int, bytes | int]]:
         await self._gate()
         return run_read_batch(self.service, storage_indexes)
+
+    async def mutable_read_batch(self, storage_index: bytes, length: int) -> dict[int, bytes]:
+        await self._gate()
+        return run_mutable_read_batch(self.service, storage_index, length)
 
     async def close(self) -> None:
         return None

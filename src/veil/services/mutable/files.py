@@ -44,6 +44,7 @@ from veil.errors import (
     FormatError,
     IntegrityError,
     NotEnoughSharesError,
+    NotFound,
     UncoordinatedWriteError,
     UploadError,
     VeilError,
@@ -54,8 +55,9 @@ from veil.formats.crypto import ctr_cipher
 from veil.formats.hashes import lease_secrets_for
 from veil.formats.params import EncodingParameters
 from veil.formats.storage_types import TestWrite
+from veil.formats.wire_batch import MUTABLE_READ_EXTENSION, offers_batch
 from veil.services.broker import StorageBroker
-from veil.services.interfaces import StorageClient
+from veil.services.interfaces import BatchStorageClient, StorageClient
 from veil.services.mutable.retry import InProgress, Marker, retrying
 from veil.services.mutable.server_map import READ_MARGIN, Seen, ServerMap, first_share
 
@@ -130,9 +132,9 @@ class MutableFiles:
         self, server: StorageClient, si: bytes, fingerprint: bytes, out: ServerMap
     ) -> None:
         try:
-            shares = await server.mutable_list_shares(si)
-            for shnum in sorted(shares):
-                raw = await self._read_whole(server, si, shnum)
+            starts = await self._first_reads(server, si)
+            for shnum in sorted(starts):
+                raw = await self._read_whole(server, si, shnum, starts[shnum])
                 try:
                     share = sdmf.parse_share(raw)
                     sdmf.verify_share(share, shnum, fingerprint)
@@ -144,11 +146,34 @@ class MutableFiles:
         except VeilError:
             return  # an unreachable or misbehaving server just is not in the map
 
+    async def _first_reads(self, server: StorageClient, si: bytes) -> dict[int, bytes]:
+        """The first ``FIRST_READ`` bytes of each of the server's shares: in one
+        request where the server offers veil's mutable read (``wire_batch``), else
+        the share listing and a read per share, as the protocol has them."""
+        version = self.broker.known_version(server)
+        if (
+            version is not None
+            and isinstance(server, BatchStorageClient)
+            and offers_batch(version.application_version, MUTABLE_READ_EXTENSION)
+        ):
+            try:
+                return await server.mutable_read_batch(si, FIRST_READ)
+            except NotFound:  # the route is gone (an older server now): ask it again later
+                self.broker.forget_version(server.server_id)
+        shares = await server.mutable_list_shares(si)
+        return {
+            shnum: await server.mutable_read(si, shnum, 0, FIRST_READ) for shnum in sorted(shares)
+        }
+
     @staticmethod
-    async def _read_whole(server: StorageClient, si: bytes, shnum: int) -> bytes:
-        """One share from a single read (atomic on the server); a longer one is read
-        again whole, never glued from two reads a publish could fall between."""
-        raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
+    async def _read_whole(
+        server: StorageClient, si: bytes, shnum: int, raw: bytes | None = None
+    ) -> bytes:
+        """One share from a single read (atomic on the server; ``raw``: its first
+        ``FIRST_READ`` bytes if already read); a longer one is read again whole,
+        never glued from two reads a publish could fall between."""
+        if raw is None:
+            raw = await server.mutable_read(si, shnum, 0, FIRST_READ)
         for _ in range(3):
             if len(raw) < sdmf.HEADER.size:
                 break

@@ -8,6 +8,9 @@ cannot be completed is aborted, so a batch leaves every share either complete
 or absent; an item refused as a whole (bad secret, read-only server, no
 space) is reported with its status and the other items go on.
 
+The mutable read (``run_mutable_read_batch``) is the share listing and one
+ranged read per share, in one call of the core.
+
 Not here: the wire format (``veil.formats.wire_batch``) or HTTP.
 """
 
@@ -105,3 +108,17 @@ def run_read_batch(
                 log.info("batched read of share %d skipped: %s", shnum, exc)
         answers.append(found)
     return answers
+
+
+def run_mutable_read_batch(
+    service: StorageService, storage_index: bytes, length: int
+) -> dict[int, bytes]:
+    """The first ``length`` bytes of every mutable share of ``storage_index``, all
+    in one call of the core (so no write falls between them)."""
+    found: dict[int, bytes] = {}
+    for shnum in sorted(service.mutable_list_shares(storage_index)):
+        try:
+            found[shnum] = service.mutable_read(storage_index, shnum, 0, length)
+        except StorageError as exc:  # gone meanwhile, or unreadable: leave it out
+            log.info("batched mutable read of share %d skipped: %s", shnum, exc)
+    return found

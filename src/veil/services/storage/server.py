@@ -27,7 +27,7 @@ from veil import __version__
 from veil.errors import BadRequest, Conflict, NotAllowed, NotFound, ServerFull, Unauthorized
 from veil.formats.container import LEASE_DURATION, Lease
 from veil.formats.storage_types import TestWrite, TestWriteResult
-from veil.formats.wire_batch import EXTENSION
+from veil.formats.wire_batch import EXTENSION, MUTABLE_READ_EXTENSION
 from veil.services.interfaces import (
     MAX_MUTABLE_SHARE_SIZE,
     AllocateResult,
@@ -46,7 +46,9 @@ log = logging.getLogger("veil.storage")
 
 
 # The version answer names veil and the extensions it serves (see wire_batch).
-APPLICATION_VERSION = b"veil/" + __version__.encode() + b" +" + EXTENSION
+APPLICATION_VERSION = b" ".join(
+    (b"veil/" + __version__.encode(), b"+" + EXTENSION, b"+" + MUTABLE_READ_EXTENSION)
+)
 
 
 class OutOfRange(ServerFull):
