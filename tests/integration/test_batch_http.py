@@ -108,7 +108,7 @@ async def test_a_lone_small_batch_is_flushed_in_the_cores_turn_others_beside_it(
     def replace(src: str, dst: str) -> None:
         if slow["first"]:  # the first batch's work outlasts the arrival of the second
             slow["first"] = False
-            time.sleep(0.3)
+            time.sleep(0.6)
         real_replace(src, dst)
 
     server = await start_live_server(tmp_path / "s")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
-import functools
 import hmac
 import logging
 import re
@@ -103,17 +102,25 @@ class StorageHTTPApp:
         # flushes of batches wait on the disk beside the core's one thread (group commit)
         self._flush_pool = ThreadPoolExecutor(4, "veil-flush") if offload else None
         self.max_patch_body = max_patch_body
-        self._queued = 0  # core calls submitted and not yet answered (event loop only)
+        self._submitted = 0  # core calls handed to its thread (written by the event loop)
+        self._finished = 0  # and done there (written by the core's thread)
 
     async def _core(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._pool is None:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        self._queued += 1
+        self._submitted += 1
+        return await loop.run_in_executor(self._pool, self._counted, fn, args, kwargs)
+
+    def _counted(self, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
         try:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+            return fn(*args, **kwargs)
         finally:
-            self._queued -= 1
+            self._finished += 1  # in the core's thread, as soon as the call is over
+
+    def _core_calls_waiting(self) -> int:
+        """Core calls submitted and not finished (each counter has one writer)."""
+        return self._submitted - self._finished
 
     async def _durably(self, work: Callable[[], Deferred[T]], *, small: bool) -> T:
         """Run ``work`` (which returns its result and the flush that makes it durable)
@@ -128,7 +135,7 @@ class StorageHTTPApp:
 
         def then_flush_if_alone() -> tuple[T, Callable[[], None] | None]:
             result, flush = work()
-            if small and self._queued <= 1:  # read across threads: a hint only
+            if small and self._core_calls_waiting() <= 1:  # this one: nothing behind it
                 flush()
                 return result, None
             return result, flush
