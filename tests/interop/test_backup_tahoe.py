@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ def test_veil_backup_then_tahoe_backup(client: TahoeNode, tmp_path: Path) -> Non
     tree(src)
     first = summary(veil(client, "backup", "--json", str(src), "backups:two"))
     assert first["files_new"] == 32
+    # Tahoe names a snapshot by the second and replaces one of the same name (veil
+    # takes the next free second): start Tahoe's in a later second than veil's
+    time.sleep(1.05 - time.time() % 1)
     r = tahoe(client, "backup", "-v", str(src), "backups:two")
     assert r.returncode == 0, r.stderr
     assert b" 0 files uploaded (32 reused)" in r.stdout, r.stdout  # veil's database rows

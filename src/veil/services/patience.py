@@ -12,8 +12,8 @@ saying how long it was waited for; the caller drops that server and goes on
 with the others, as Tahoe's downloader moves on from overdue servers.
 
 Calls that all hang are left to their own timeouts (nothing to compare them to).
-The broker holds the patience of a client: ``PATIENCE``, or ``TOR_PATIENCE``
-when servers are reached through Tor.
+The broker holds the patience of a client: ``PATIENCE``, ``TOR_PATIENCE``
+when servers are reached through Tor, ``I2P_PATIENCE`` through I2P.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from veil.services.server_failures import Stalled
 T = TypeVar("T")
 PATIENCE = 5.0  # seconds without progress before a straggler is given up
 TOR_PATIENCE = 30.0  # circuits differ widely in how long they take to build
+# I2P streams start slowly (a LeaseSet lookup, tunnel builds in rounds of ~10 s, an
+# initial RTT of 1.5 s): one stream stalling past 30 s while others flow was seen
+I2P_PATIENCE = 90.0
 
 
 async def gather_patiently(

@@ -31,7 +31,7 @@ from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
 from veil.services.immutable.downloader import Downloader
 from veil.services.immutable.uploader import Uploader
-from veil.services.patience import PATIENCE, TOR_PATIENCE
+from veil.services.patience import I2P_PATIENCE, PATIENCE, TOR_PATIENCE
 
 if TYPE_CHECKING:
     from veil.services.directories import Directories
@@ -290,8 +290,9 @@ async def open_client(
                 raise  # the user's own servers.yaml: say what is wrong
             log.warning("ignoring server %s: %s", sid[:16], exc)
     await networks.prepare_i2p([c.server_id for c in clients if c.via == "i2p"])
-    over_tor = any(c.via in ("tor", "i2p") for c in clients)
-    broker = StorageBroker(clients, patience=TOR_PATIENCE if over_tor else PATIENCE)
+    vias = {c.via for c in clients}
+    patience = I2P_PATIENCE if "i2p" in vias else TOR_PATIENCE if "tor" in vias else PATIENCE
+    broker = StorageBroker(clients, patience=patience)
     try:
         yield Client(node, broker, node.encoding_parameters(), servers, networks)
     finally:
