@@ -34,6 +34,8 @@ from veil.services.immutable.uploader import Uploader
 from veil.services.patience import I2P_PATIENCE, PATIENCE, TOR_PATIENCE
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     from veil.services.directories import Directories
     from veil.services.mutable.files import MutableFiles
 
@@ -136,6 +138,8 @@ class Client:
     params: EncodingParameters
     announcements: dict[str, dict[str, Any]]
     networks: Networks | None = None  # how servers are reached (for servers found later)
+    # new mutable files' signing keys; a running node sets a pool (``key_pool``)
+    keygen: Callable[[], rsa.RSAPrivateKey] | None = None
 
     def lease_secret(self) -> bytes:
         return self.node.lease_secret()
@@ -155,7 +159,11 @@ class Client:
     def mutable_files(self) -> MutableFiles:
         from veil.services.mutable.files import MutableFiles
 
-        return MutableFiles(self.broker, self.params, lease_secret=self.node.lease_secret())
+        if self.keygen is None:
+            return MutableFiles(self.broker, self.params, lease_secret=self.node.lease_secret())
+        return MutableFiles(
+            self.broker, self.params, lease_secret=self.node.lease_secret(), keygen=self.keygen
+        )
 
     def directories(self) -> Directories:
         from veil.services.directories import Directories

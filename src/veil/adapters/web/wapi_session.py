@@ -35,6 +35,7 @@ from veil.adapters.node.client_session import (
     open_client,
     storage_client_for,
 )
+from veil.adapters.node.key_pool import KeyPool
 from veil.adapters.web.wapi_errors import WebError, existing_child, no_such_child
 from veil.adapters.web.wapi_nodes import Node
 from veil.adapters.web.wapi_status import Transfers
@@ -103,12 +104,16 @@ class GatewaySession:
         self._heard_at = 0.0
         self._refreshing: asyncio.Future[None] | None = None
         self.transfers = Transfers()
+        self._keys = KeyPool()
 
     async def client(self) -> Client:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    self._client = await self._stack.enter_async_context(open_client(self.node_dir))
+                    client = await self._stack.enter_async_context(open_client(self.node_dir))
+                    client.keygen = self._keys.take  # a key ready for the next mkdir
+                    self._keys.fill()
+                    self._client = client
                     self._heard_at = time.monotonic()
         elif time.monotonic() - self._heard_at > self.refresh_every and self._refreshing is None:
             self._heard_at = time.monotonic()
@@ -146,6 +151,7 @@ class GatewaySession:
             self._refreshing.cancel()
         await self._stack.aclose()
         self._client = None
+        await asyncio.to_thread(self._keys.close)
 
     async def directories(self, key: rsa.RSAPrivateKey | None = None) -> Directories:
         c = await self.client()
