@@ -115,6 +115,17 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _router_child() -> None:
+    """A router stands for other people's machines: it runs at normal priority
+    even when the suite is niced (scripts/test.sh, beside the rest), so that
+    the network itself is not starved into stalled tunnels (seen in CI)."""
+    _die_with_parent()
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except PermissionError:  # not root: the suite's own niceness stays
+        pass
+
+
 def free_host_base(count: int, start: int = 26000) -> int:
     """A base with ``count`` free ports on 127.0.0.1 (for the relay)."""
     for base in range(start, 32000, 53):
@@ -219,7 +230,7 @@ class I2PNetwork:
                 self._ns(I2PD, f"--datadir={r.data_dir}", f"--conf={r.data_dir}/i2pd.conf", *extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_router_child,
             )
             log.close()
 
@@ -274,7 +285,7 @@ class I2PNetwork:
         self.relay = subprocess.Popen(
             [sys.executable, str(RELAY), str(self.holder.pid), *maps],
             stdout=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_router_child,  # the host's path to the routers: part of the network
         )
         assert self.relay.stdout is not None
         if self.relay.stdout.readline().strip() != b"ready":

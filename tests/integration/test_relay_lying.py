@@ -157,8 +157,30 @@ async def test_a_relay_that_cuts_the_answer_short(bob: Server) -> None:
     proxy, port = await _proxy(cut)
     try:
         error = await _read_fails(bob, port)
-        assert "broke the connection mid-request" in str(error)
+        assert "broke the connection mid-request (tried twice)" in str(error)
     finally:
+        proxy.close()
+
+
+async def test_a_read_whose_connection_broke_once_is_sent_again_on_a_new_one(bob: Server) -> None:
+    """A stream that failed once (an I2P tunnel or Tor circuit under load, a
+    kept-alive connection closed) costs one more connection, not the server."""
+    connections: list[int] = []
+
+    async def cut_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        first = len(connections) == 1
+        await forwarding(bob.http.port, lambda seen, d: None if first and seen > 200_000 else d)(
+            reader, writer
+        )
+
+    proxy, port = await _proxy(cut_the_first)
+    client = bob.client(port)
+    try:
+        assert await client.read_share_chunk(SI, 0, 0, len(DATA)) == DATA
+        assert len(connections) == 2
+    finally:
+        await client.close()
         proxy.close()
 
 

@@ -8,7 +8,9 @@ the rest of the command goes straight there) and moves on only when no
 connection could be made: a refused or timed-out connect, a TLS pin mismatch,
 Tor failing to reach it. A request that may have reached the server is never
 sent again elsewhere, except a read or an immutable share write whose
-connection broke (``broke_mid_request``: a relay that died mid-transfer).
+connection broke (``broke_mid_request``: a relay that died mid-transfer, an
+I2P stream or Tor circuit that failed): the storage client sends it once more
+on a new connection, then to the next address.
 
 Not here: what requests mean (``storage_client``), which network reaches an
 address (``veil.adapters.net.connection_policy``).
@@ -122,6 +124,9 @@ def not_connected(exc: BaseException, route: Route) -> str | None:
     return None
 
 
+BROKE = "broke the connection mid-request"
+
+
 def broke_mid_request(exc: BaseException, method: str, path: str) -> str | None:
     """Why a request that may have reached the server can still go to the next
     address, or None: only a read or an immutable share write (the same bytes at
@@ -130,7 +135,7 @@ def broke_mid_request(exc: BaseException, method: str, path: str) -> str | None:
     idempotent = method == "GET" or (method == "PATCH" and path.startswith("/immutable/"))
     broken = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)
     if idempotent and isinstance(exc, broken):
-        return "broke the connection mid-request"
+        return BROKE
     return None
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 
 from veil.adapters.http.routes import (
+    BROKE,
     CONNECT_TIMEOUT,
     REQUEST_TIMEOUT,
     Route,
@@ -76,6 +77,10 @@ class _Answer:
 
 
 _V1 = "/storage/v1"
+# A read (or immutable share write) whose connection broke mid-request is sent
+# once more on a new connection before the next address: a kept-alive connection
+# the server closed, an I2P stream or a Tor circuit that failed under load.
+AGAIN_AFTER_BREAK = 1
 
 
 class HttpStorageClient(IdentifiedServer):
@@ -134,21 +139,27 @@ class HttpStorageClient(IdentifiedServer):
         """One request at the first address that takes a connection."""
         failures: list[tuple[Route, str]] = []
         hint = None
+        answer = None
         for route in self._routes.in_order():
-            try:
-                answer = await self._request_at(route, method, path, body, headers, ok, limit)
-            except (TimeoutError, aiohttp.ClientError, OSError, ServerUnavailable) as exc:
-                why = not_connected(exc, route) or broke_mid_request(exc, method, path)
-                if why is None:
-                    raise ServerUnavailable(
-                        f"{self._name()} {route.where} {request_failure(exc, route)}"
-                    ) from None
-                failures.append((route, why))
-                hint = hint or getattr(exc, "hint", None)
-                continue
-            self._routes.answered(route)
-            break
-        else:
+            for attempt in range(1 + AGAIN_AFTER_BREAK):
+                try:
+                    answer = await self._request_at(route, method, path, body, headers, ok, limit)
+                except (TimeoutError, aiohttp.ClientError, OSError, ServerUnavailable) as exc:
+                    why = not_connected(exc, route) or broke_mid_request(exc, method, path)
+                    if why is None:
+                        raise ServerUnavailable(
+                            f"{self._name()} {route.where} {request_failure(exc, route)}"
+                        ) from None
+                    hint = hint or getattr(exc, "hint", None)
+                    if why == BROKE and attempt < AGAIN_AFTER_BREAK:
+                        continue
+                    failures.append((route, f"{why} (tried twice)" if attempt else why))
+                    break
+                self._routes.answered(route)
+                break
+            if answer is not None:
+                break
+        if answer is None:
             error = self._routes.unreachable(self._name(), failures)
             error.hint = hint
             raise error
