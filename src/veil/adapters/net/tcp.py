@@ -73,6 +73,12 @@ class NetworkProvider(Protocol):
         ...
 
 
+# Connections the kernel completed before the server took them: aiohttp's 128
+# overflowed under a flood of 300 (the connection guard evicts idle ones only
+# once accepted; an overflowed one hangs at its client, never seen by the server).
+BACKLOG = 1024
+
+
 class TcpProvider:
     """Direct TCP connections and listeners."""
 
@@ -115,7 +121,9 @@ class TcpProvider:
         before = set(map(_port_of, runner.addresses))
         from aiohttp import web
 
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        site = web.TCPSite(
+            runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=BACKLOG
+        )
         await site.start()
         ports = [p for p in map(_port_of, runner.addresses) if p not in before]
         return ListenAddress(host, ports[0] if ports else port)
