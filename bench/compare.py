@@ -136,7 +136,10 @@ def cpu_rows(
 
     def run(cmd: list[str], servers: list[int], daemon: list[int]) -> tuple[float, float, str]:
         s0, d0, t0 = cpu_ticks(servers), cpu_ticks(daemon), os.times()
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+        done = subprocess.run(cmd, capture_output=True)  # Tahoe's get names its cap on stderr
+        if done.returncode != 0:
+            raise SystemExit(f"{cmd[0]} {cmd[-2]} failed: {done.stderr.decode()[-500:]}")
+        out = done.stdout.decode().strip()
         t1 = os.times()
         own = t1.children_user + t1.children_system - t0.children_user - t0.children_system
         client = own + (cpu_ticks(daemon) - d0) / hz
