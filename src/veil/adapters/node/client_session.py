@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from veil.formats.params import EncodingParameters
 from veil.services.broker import StorageBroker
 from veil.services.immutable.downloader import Downloader
 from veil.services.immutable.uploader import Uploader
+from veil.services.mutable.server_map import RecentWrites
 from veil.services.patience import I2P_PATIENCE, PATIENCE, TOR_PATIENCE
 
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ class Client:
     networks: Networks | None = None  # how servers are reached (for servers found later)
     # new mutable files' signing keys; a running node sets a pool (``key_pool``)
     keygen: Callable[[], rsa.RSAPrivateKey] | None = None
+    # the server maps of this client's own latest mutable writes, for its next change
+    recent_writes: RecentWrites = field(default_factory=RecentWrites)
 
     def lease_secret(self) -> bytes:
         return self.node.lease_secret()
@@ -160,9 +163,18 @@ class Client:
         from veil.services.mutable.files import MutableFiles
 
         if self.keygen is None:
-            return MutableFiles(self.broker, self.params, lease_secret=self.node.lease_secret())
+            return MutableFiles(
+                self.broker,
+                self.params,
+                lease_secret=self.node.lease_secret(),
+                recent=self.recent_writes,
+            )
         return MutableFiles(
-            self.broker, self.params, lease_secret=self.node.lease_secret(), keygen=self.keygen
+            self.broker,
+            self.params,
+            lease_secret=self.node.lease_secret(),
+            keygen=self.keygen,
+            recent=self.recent_writes,
         )
 
     def directories(self) -> Directories:

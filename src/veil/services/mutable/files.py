@@ -59,7 +59,13 @@ from veil.formats.wire_batch import MUTABLE_READ_EXTENSION, offers_batch
 from veil.services.broker import StorageBroker
 from veil.services.interfaces import BatchStorageClient, StorageClient
 from veil.services.mutable.retry import InProgress, Marker, retrying
-from veil.services.mutable.server_map import READ_MARGIN, Seen, ServerMap, first_share
+from veil.services.mutable.server_map import (
+    READ_MARGIN,
+    RecentWrites,
+    Seen,
+    ServerMap,
+    first_share,
+)
 
 if TYPE_CHECKING:
     from veil.services.mutable.mdmf_files import MDMFFiles
@@ -113,8 +119,10 @@ class MutableFiles:
         keygen: Callable[[], rsa.RSAPrivateKey] = generate_key,
         codec_backend: str = "auto",
         timeout: float = 120.0,
+        recent: RecentWrites | None = None,
     ) -> None:
         self.timeout = timeout
+        self.recent = recent  # this client's own last writes (a running node keeps one)
         self.broker = broker
         self.params = params
         self.lease_secret = lease_secret
@@ -289,6 +297,8 @@ class MutableFiles:
         found: ServerMap | None = None,
     ) -> int:
         read_cap = cap.read_cap()
+        if found is None and self.recent is not None:
+            found = self.recent.take(read_cap.storage_index)  # once: a retry asks afresh
         if found is None:
             found = await self.server_map(read_cap.storage_index, cap.fingerprint)
         best = found.best()
@@ -337,8 +347,16 @@ class MutableFiles:
             n=n,
             encode_segment=codec.encode_segment,
         )
-        writes = {sh: [(0, share.pack())] for sh, share in enumerate(shares)}
-        await self.place_and_write(si, cap.writekey, writes, k, n, seen, base=base or [])
+        packed = [share.pack() for share in shares]
+        writes = {sh: [(0, raw)] for sh, raw in enumerate(packed)}
+        if self.recent is not None:
+            self.recent.forget(si)
+        landed = await self.place_and_write(si, cap.writekey, writes, k, n, seen, base=base or [])
+        if self.recent is not None and landed is not None:
+            old = [s for s, sh, _ in seen if sh not in writes]
+            if not old:  # every share the file has is one just written
+                written = [Seen(s, sh, packed[sh][:57], shares[sh]) for s, sh in landed]
+                self.recent.keep(si, ServerMap(written))
 
     async def place_and_write(
         self,
@@ -351,10 +369,12 @@ class MutableFiles:
         *,
         new_shares: bool = True,
         base: list[tuple[StorageClient, int]] | None = None,
-    ) -> None:
+    ) -> list[tuple[StorageClient, int]] | None:
         """Write each share where the map saw it (testing its checkstring), homeless
         ones (``new_shares``) to the least-loaded servers, earliest in the ring;
-        the server of the first ``base`` share goes first, alone (the leader)."""
+        the server of the first ``base`` share goes first, alone (the leader).
+        Returns where every share went, or None when some server's write failed
+        (enough of them landed, or this raised)."""
         plan: dict[str, dict[int, tuple[int, int, bytes]]] = {}  # server id -> shnum -> test
         servers = {s.server_id: s for s in self.broker.servers}
         for server, shnum, check in seen:
@@ -377,17 +397,23 @@ class MutableFiles:
             )
         ]
         written = 0
+        landed: list[tuple[StorageClient, int]] = []
+        failed = False
         for sid in dict.fromkeys(leaders):  # the first one that answers leads
             if sid not in plan:
                 continue
-            count, surprised = await self._write(servers[sid], si, wem, plan.pop(sid), writes)
+            tests = plan.pop(sid)
+            count, surprised = await self._write(servers[sid], si, wem, tests, writes)
             if surprised:
                 raise _surprise()
             written += count
             if count:
+                landed += [(servers[sid], sh) for sh in tests]
                 break
+            failed = True
+        rest = list(plan.items())
         results = await asyncio.gather(
-            *(self._write(servers[sid], si, wem, tests, writes) for sid, tests in plan.items())
+            *(self._write(servers[sid], si, wem, tests, writes) for sid, tests in rest)
         )
         written += sum(r for r, _ in results)
         surprised = any(s for _, s in results)
@@ -395,6 +421,10 @@ class MutableFiles:
             raise _surprise()
         if written < k:
             raise UploadError(f"only {written} share(s) of the mutable file could be written")
+        for (sid, tests), (count, _) in zip(rest, results, strict=True):
+            failed = failed or not count
+            landed += [(servers[sid], sh) for sh in tests]
+        return None if failed else landed
 
     async def _write(
         self,

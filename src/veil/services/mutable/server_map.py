@@ -6,6 +6,9 @@ its best recoverable version, a write its checkstrings as tests.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from veil.formats import sdmf
@@ -55,6 +58,43 @@ class ServerMap:
 
     def tests(self) -> list[tuple[StorageClient, int, bytes]]:
         return [(s.server, s.shnum, s.checkstring) for s in self.seen]
+
+
+class RecentWrites:
+    """The server maps of this client's own latest SDMF writes, by storage index.
+
+    The next change of the same file soon after (``FRESH`` seconds: a running
+    node's commands, a backup's ``Archives`` and ``Latest``) starts from what was
+    written instead of asking every server, one round fewer. Each map is taken
+    once: if anybody wrote since, that change's tests fail, nothing is written,
+    and its retry asks afresh. A write that did not land every share it
+    planned leaves nothing here. Never used for reads, which must see others'.
+    """
+
+    FRESH = 60.0
+    LIMIT = 64  # files remembered (a map holds the shares: a directory's bytes each)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._maps: OrderedDict[bytes, tuple[float, ServerMap]] = OrderedDict()
+
+    def keep(self, si: bytes, written: ServerMap) -> None:
+        self._maps.pop(si, None)
+        self._maps[si] = (self._clock(), written)
+        while len(self._maps) > self.LIMIT:
+            self._maps.popitem(last=False)
+
+    def forget(self, si: bytes) -> None:
+        self._maps.pop(si, None)
+
+    def take(self, si: bytes) -> ServerMap | None:
+        kept = self._maps.pop(si, None)
+        if kept is None or self._clock() - kept[0] > self.FRESH:
+            return None
+        return kept[1]
+
+    def __len__(self) -> int:
+        return len(self._maps)
 
 
 def first_share(version: dict[int, Seen]) -> sdmf.SDMFShare:
