@@ -326,9 +326,17 @@ class I2PNetwork:
         if proc is None or proc.poll() is not None:
             return
         try:  # ours: its command line names our directory
-            if mark.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
-                return
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         except OSError:
+            cmdline = b""
+        if not cmdline:  # exiting since the poll (its memory is gone): reap our child
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # still our unreaped child: its PID is not anyone else's
+                proc.wait(5)
+            return
+        if mark.encode() not in cmdline:
             return
         proc.send_signal(signal.SIGTERM)  # SIGINT would wait for transit tunnels
         try:
