@@ -134,6 +134,10 @@ class StorageBroker:
         return out
 
     async def close(self) -> None:
-        for asking in list(self._asking.values()):
-            asking.cancel()
+        asking = list(self._asking.values())
+        for task in asking:
+            task.cancel()
+        # their requests let go of their connections before the sessions close (a
+        # connection left closing when the loop ends is never closed at all)
+        await asyncio.gather(*asking, return_exceptions=True)
         await asyncio.gather(*(s.close() for s in self._servers.values()))

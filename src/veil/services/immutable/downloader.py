@@ -230,6 +230,7 @@ class Downloader:
         finally:
             for task in stragglers:
                 task.cancel()
+            await asyncio.gather(*stragglers, return_exceptions=True)  # connections let go
 
     async def _stream_segments(
         self, cap: CHKReadCap, shares: _ShareSet, offset: int, end: int
