@@ -525,7 +525,15 @@ class TahoeGrid:
                 self._expected[node.path] = {n.server_id for n in self.storage}
             node.start()
         for node in waiting:
-            node.wait_ready(self._expected[node.path], timeout=timeout)
+            try:
+                node.wait_ready(self._expected[node.path], timeout=timeout)
+            except TahoeHarnessError:
+                # Tahoe backs off between connection attempts; under a loaded
+                # machine its first ones can fail and the next come too late
+                # (seen once in CI). A restarted client tries again at once.
+                node.stop()
+                node.start()
+                node.wait_ready(self._expected[node.path], timeout=timeout)
 
     def stop(self) -> None:
         """Stop every node: SIGTERM to all at once, then wait (SIGKILL if needed)."""
