@@ -8,6 +8,7 @@ The broker's ``patience`` (5 s by default) is 1 s here to keep the tests fast.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import Awaitable
@@ -73,6 +74,39 @@ async def test_gather_patiently_gives_up_a_straggler_only() -> None:
     # on a slow link every call is slow alike: a straggler gets as long again
     got = await gather_patiently([slow(1, 0.5), slow(2, 0.9)], patience=0.1)
     assert got == [1, 2]
+
+
+async def test_calls_given_up_that_fail_instead_of_cancelling_print_nothing() -> None:
+    """A read whose connection is closed under it raises instead of cancelling
+    (aiohttp: ``RuntimeError('Connection closed.')``); asyncio prints a traceback
+    for such a task unless someone takes its exception (seen on a user's stderr)."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+
+    async def closed_under_it() -> int:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)
+            raise RuntimeError("Connection closed.") from None
+        return -1
+
+    async def quick() -> int:
+        await asyncio.sleep(0.01)
+        return 1
+
+    got = await gather_patiently([quick(), closed_under_it()], patience=0.05)
+    assert got[0] == 1 and isinstance(got[1], Stalled)
+    caller = asyncio.ensure_future(gather_patiently([closed_under_it(), closed_under_it()]))
+    await asyncio.sleep(0.05)
+    caller.cancel()  # the caller itself gives up: its calls are abandoned, not awaited
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert seen == []
 
 
 async def test_put_skips_a_server_hung_from_the_start() -> None:

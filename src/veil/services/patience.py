@@ -33,6 +33,19 @@ TOR_PATIENCE = 30.0  # circuits differ widely in how long they take to build
 I2P_PATIENCE = 90.0
 
 
+def abandon(task: asyncio.Future[T]) -> None:
+    """Cancel ``task`` and take whatever it ends with, unseen: a call given up on
+    may still fail rather than cancel (a connection closed under its read), and
+    asyncio prints a traceback for an exception nobody took."""
+    task.cancel()
+    task.add_done_callback(_take_outcome)
+
+
+def _take_outcome(task: asyncio.Future[T]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def gather_patiently(
     calls: Sequence[Awaitable[T]], *, patience: float = PATIENCE
 ) -> list[T | BaseException]:
@@ -60,7 +73,7 @@ async def gather_patiently(
                 last = time.monotonic()
     finally:
         for task in pending:
-            task.cancel()
+            abandon(task)
     if pending:
         await asyncio.wait(pending)  # let them finish cancelling (no stray tasks)
     waited = time.monotonic() - start

@@ -24,7 +24,7 @@ from veil.formats.wire_batch import MAX_BATCH_SHARE
 from veil.services.broker import StorageBroker
 from veil.services.immutable.small_files import read_small
 from veil.services.interfaces import StorageClient
-from veil.services.patience import gather_patiently
+from veil.services.patience import abandon, gather_patiently
 from veil.services.server_failures import entry, summary
 
 READ_AHEAD = 4  # segments fetched ahead of the one being returned
@@ -283,7 +283,7 @@ class Downloader:
                 yield plaintext[lo:hi]
         finally:
             for task in tasks.values():
-                task.cancel()
+                abandon(task)  # read-ahead past a failure, or past where the reader stopped
 
     async def _locate(self, cap: CHKReadCap, into: _ShareSet) -> list[asyncio.Task[None]]:
         """Ask every server for its shares; return once k distinct shares are known.
