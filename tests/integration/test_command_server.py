@@ -4,7 +4,8 @@ directory, ``private/cli.sock``), on a real process grid.
 Each test reads the node's log for the line the node writes when it runs a
 command for a caller's pid, so a command that ran in its own process instead
 is told apart from one the node ran. Backups and restores through the node
-give the same snapshots and bytes; relative paths mean the caller's working
+give the same snapshots and bytes, and so do ``put`` and ``get`` of regular
+files (standard streams stay in the caller); relative paths mean the caller's working
 directory; exit statuses and error lines come back; a caller that goes away
 (SIGINT) cancels its command, and the rerun finishes; a node killed
 mid-command is one clear line; different Tor/veil variables, a different
@@ -154,6 +155,48 @@ def test_backup_and_restore_through_the_node(grid: Path, node: Node, tmp_path: P
     pid, out, _ = run(grid, *again_args, cwd=tmp_path, code=3)
     again = json.loads(out.splitlines()[-1])
     assert node.ran("backup", pid) and again["files_new"] == 0 and again["dirs_new"] == 0
+
+
+def test_put_and_get_of_files_through_the_node(grid: Path, node: Node, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    (tmp_path / "in.bin").write_bytes(data)
+    pid, out, _ = run(grid, "put", "in.bin", cwd=tmp_path)  # the caller's relative path
+    assert node.ran("put", pid)
+    cap = out.strip()
+    assert cap.startswith("URI:CHK:")
+    pid, _, _ = run(grid, "get", cap, "out.bin", cwd=tmp_path)
+    assert node.ran("get", pid) and (tmp_path / "out.bin").read_bytes() == data
+    pid, _, _ = run(grid, "put", "in.bin", "tahoe:served.bin", cwd=tmp_path)
+    assert node.ran("put", pid)
+    pid, _, _ = run(grid, "get", "tahoe:served.bin", "again.bin", cwd=tmp_path)
+    assert node.ran("get", pid) and (tmp_path / "again.bin").read_bytes() == data
+    pid, out, _ = run(grid, "put", "--mutable", "in.bin", cwd=tmp_path)
+    assert node.ran("put", pid) and out.startswith("URI:SSK:")
+    pid, _, _ = run(grid, "get", out.strip(), "mutable.bin", cwd=tmp_path)
+    assert node.ran("get", pid) and (tmp_path / "mutable.bin").read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "again.bin",
+        "in.bin",
+        "mutable.bin",
+        "out.bin",
+    ]  # no partial file left beside them
+    pid, out, err = run(grid, "get", "URI:CHK:nonsense", "bad.bin", cwd=tmp_path, code=1)
+    assert node.ran("get", pid) and err.startswith("veil: error:") and err.count("\n") <= 2
+    assert "Traceback" not in err and not (tmp_path / "bad.bin").exists()
+
+
+def test_put_and_get_of_standard_streams_run_in_the_caller(grid: Path, node: Node) -> None:
+    data = os.urandom(200_000)
+    launcher = [*LAUNCHER, "-d", str(grid / "client")]
+    put = subprocess.run([*launcher, "put", "-"], input=data, capture_output=True, timeout=TIMEOUT)
+    assert put.returncode == 0, put.stderr
+    cap = put.stdout.decode().strip()
+    get = subprocess.run([*launcher, "get", cap], capture_output=True, timeout=TIMEOUT)
+    assert get.returncode == 0 and get.stdout == data
+    assert "running put" not in node.lines() and "running get" not in node.lines()
+    gone = subprocess.run([*launcher, "put", "/nonexistent/x"], capture_output=True)
+    assert gone.returncode == 1 and b"Traceback" not in gone.stderr
+    assert "running put" not in node.lines()
 
 
 def test_errors_come_back_as_one_line(grid: Path, node: Node) -> None:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 import sys
 import traceback
@@ -44,7 +45,12 @@ PEERCRED = struct.Struct("3i")  # pid, uid, gid
 # what decides how and to whom the node connects: a change makes the caller run
 # the command itself, with the configuration as it now is
 CONFIG_FILES = ("tahoe.cfg", "private/servers.yaml", "private/introducers.yaml")
-LOCAL_PATHS = {"backup": ("local", "exclude_from"), "restore": ("target",)}
+LOCAL_PATHS = {
+    "backup": ("local", "exclude_from"),
+    "restore": ("target",),
+    "put": ("file",),
+    "get": ("file",),
+}
 
 
 class Declined(Exception):
@@ -169,6 +175,7 @@ class CommandServer:
             raise Declined("another node directory")
         args.node_directory = str(self.node_dir)
         _absolute_paths(args, cwd)
+        _plain_files(args)
         return args
 
     async def _run(self, conn: socket.socket, args: argparse.Namespace, fds: list[int]) -> int:
@@ -240,11 +247,32 @@ def _absolute_paths(args: argparse.Namespace, cwd: str) -> None:
         value = getattr(args, name)
         if isinstance(value, list):
             setattr(args, name, [os.path.join(cwd, v) for v in value])
-        elif isinstance(value, str):
+        elif isinstance(value, str) and value != "-":  # "-": a standard stream
             setattr(args, name, os.path.join(cwd, value))
     if args.command == "cp":
         args.sources = [_local(a, cwd) for a in args.sources]
         args.target = _local(args.target, cwd)
+
+
+def _plain_files(args: argparse.Namespace) -> None:
+    """``put`` and ``get`` run here only on regular files: a read of a pipe, a
+    terminal or a FIFO (or the open of a FIFO that waits for its other end)
+    would hold the node's event loop, so those run in the caller."""
+    if args.command not in ("put", "get"):
+        return
+    name = args.file
+    if name == "-":
+        raise Declined(f"{args.command} on a standard stream")
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        if args.command == "get":
+            return  # a new file
+        raise Declined("no such file to put") from None  # the caller says so
+    except OSError as exc:
+        raise Declined(f"{args.command}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise Declined(f"{args.command} of a file that is not a regular file")
 
 
 def _local(arg: str, cwd: str) -> str:

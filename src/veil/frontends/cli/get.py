@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("file", nargs="?", default="-", help="where to write (default: stdout)")
     p.add_argument("--offset", type=int, default=0, help="first byte to fetch")
     p.add_argument("--length", type=int, default=None, help="number of bytes to fetch")
-    p.set_defaults(func=run)
+    p.set_defaults(func=runtime.LoopCommand(_get))
 
 
 async def _resolve(args: argparse.Namespace) -> str:
@@ -101,9 +101,5 @@ async def _get(args: argparse.Namespace) -> int:
     except BaseException:
         out.abort()
         raise
-    out.commit()
+    await asyncio.to_thread(out.commit)  # the fsync: not on a node's event loop
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    return runtime.run(_get(args))

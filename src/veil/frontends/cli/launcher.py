@@ -28,6 +28,7 @@ from collections.abc import Sequence
 SOCKET = "cli.sock"
 SERVED = frozenset(
     {"backup", "restore", "snapshots", "forget", "ls", "mkdir", "rm", "mv", "ln", "cp"}
+    | {"put", "get"}  # of regular files only (``command_server._plain_files``)
 )
 HEADER = struct.Struct("!I")  # length of the JSON request that follows
 MAX_REQUEST = 1 << 20

@@ -10,6 +10,7 @@ How each kind of local file is read (pipes, devices, /proc files) is
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="with an MDMF write cap: write the data at this byte offset, in place",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=runtime.LoopCommand(_put))
 
 
 def _mutable_data(args: argparse.Namespace, room: int) -> bytes:
@@ -97,7 +98,7 @@ async def _put_at(args: argparse.Namespace, path: Any, fmt: str) -> int:
         )
     async with open_client(Path(args.node_directory)) as client:
         if args.mutable or fmt in ("SDMF", "MDMF"):
-            data = _mutable_data(args, MAX_MUTABLE)
+            data = await asyncio.to_thread(_mutable_data, args, MAX_MUTABLE)
             files = client.mutable_files()
             made = await (files.mdmf().create(data) if fmt == "MDMF" else files.create(data))
             cap = made.to_string()
@@ -121,7 +122,7 @@ async def _put_mutable(args: argparse.Namespace) -> int:
         raise UsageError("the second argument must be a mutable file's write cap (URI:SSK:/MDMF:)")
     if args.offset is not None and target is not None and not target.mdmf:
         raise UsageError("--offset needs an MDMF file (SDMF files are rewritten whole)")
-    data = _mutable_data(args, room)
+    data = await asyncio.to_thread(_mutable_data, args, room)
     async with open_client(Path(args.node_directory)) as client:
         files = client.mutable_files()
         if target is None:
@@ -177,7 +178,3 @@ async def _put(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(cap + "\n")
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    return runtime.run(_put(args))
