@@ -274,18 +274,23 @@ def main() -> None:
                     k: [put_get(k, n) for _ in range(opts.runs)]
                     for k, n in (("veil", None), ("tahoe", http), ("fool", fool))
                 }
+                from compare_dirs import running_node
+
+                with running_node(vclient):  # the launcher hands put/get to it
+                    results["node"] = [put_get("veil") for _ in range(opts.runs)]
                 lim = limit(size) if size_mib >= 100 else None
                 for i, what in ((0, "put"), (1, "get")):
                     med = {k: statistics.median(r[i] for r in v) for k, v in results.items()}
-                    table.add(
-                        f"{what} {size_mib} MiB (CLI)",
-                        med["veil"],
-                        med["tahoe"],
-                        med["fool"],
-                        "MB/s",
-                        True,
-                        lim.limit_mb_s(what) if lim else None,
-                    )
+                    for veil_side, how in (("veil", ""), ("node", ", veil via its running node")):
+                        table.add(
+                            f"{what} {size_mib} MiB (CLI{how})",
+                            med[veil_side],
+                            med["tahoe"],
+                            med["fool"],
+                            "MB/s",
+                            True,
+                            lim.limit_mb_s(what) if lim else None,
+                        )
                 if size_mib == 100:
                     cpu_rows(table, tmp, vclient, veil_pids, http, fool, tahoe_pids, size)
 
