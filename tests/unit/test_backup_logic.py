@@ -172,6 +172,27 @@ def test_backupdb_files_in_one_directory(tmp_path: Path) -> None:
         assert sorted(db.files_in(str(tmp_path))) == ["e"]
 
 
+def test_backupdb_is_the_owners_only(tmp_path: Path) -> None:
+    """It names every file backed up and holds its read cap."""
+    old_umask = os.umask(0o022)
+    try:
+        f = tmp_path / "f"
+        f.write_bytes(b"abc")
+        with BackupDB(tmp_path / "new.sqlite") as db:
+            db.file_done(str(f), f.lstat(), CAP)
+            made = sorted(tmp_path.glob("new.sqlite*"))
+            assert len(made) == 3  # the database, its -wal and -shm
+            assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made), made
+        tahoes = tmp_path / "tahoe.sqlite"  # as tahoe backup leaves it, under the umask
+        BackupDB(tahoes).close()
+        tahoes.chmod(0o644)
+        with BackupDB(tahoes) as db:
+            assert db.dir_cap("x") is None
+        assert stat.S_IMODE(tahoes.stat().st_mode) == 0o600
+    finally:
+        os.umask(old_umask)
+
+
 def test_backupdb_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "backupdb.sqlite"
     path.write_bytes(b"this is not sqlite at all" * 100)

@@ -85,6 +85,22 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _owner_only(path: Path) -> None:
+    """The database names every file backed up and its read cap: mode 0600, made
+    so before SQLite opens it (its -wal and -shm files take the same mode), and a
+    database that ``tahoe backup`` made under the umask is narrowed to it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        os.chmod(path, 0o600)
+        for suffix in ("-wal", "-shm"):  # left by an earlier version under the umask
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.chmod(side, 0o600)
+    except OSError as exc:
+        why = exc.strerror or "cannot be opened"
+        raise ConfigError(f"{path}: the backup database cannot be opened ({why})") from None
+
+
 class BackupDB:
     """One open backup database (use as a context manager, or ``close``)."""
 
@@ -92,6 +108,7 @@ class BackupDB:
         self.path = path
         try:
             must_create = not path.exists()
+            _owner_only(path)
             self.db = sqlite3.connect(path, isolation_level=None)
             c = self.db
             c.execute("PRAGMA journal_mode=WAL")
