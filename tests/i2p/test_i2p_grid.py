@@ -141,6 +141,9 @@ def _client(grid: Grid, name: str) -> Path:
     return path
 
 
+UNREACHED = "the I2P destination cannot be reached"
+
+
 def _port(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
 
@@ -180,6 +183,12 @@ def test_an_anonymous_client_stores_and_fetches_over_i2p_only(grid: Grid, tmp_pa
         t0 = time.monotonic()
         put = _veil_process(client, owners, "put", str(tmp_path / "f"))
         cap, err = put.communicate(timeout=240)
+        if put.returncode != 0 and UNREACHED in err:
+            # The network is minutes old: a server's LeaseSet was still not found
+            # when the client's lookups for it (retried for the connect time) gave
+            # up (seen once in CI). The put said so in one line; it is run again.
+            put = _veil_process(client, owners, "put", str(tmp_path / "f"))
+            cap, err = put.communicate(timeout=240)
         put_s = time.monotonic() - t0
         assert put.returncode == 0, err
         first_upload = grid.setup_seconds + put_s
