@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,22 @@ from tests.interop.tahoe_harness import (  # noqa: E402
 VEIL = [str(ROOT / ".venv" / "bin" / "veil")]
 MiB = 1024 * 1024
 TIME = Path("/usr/bin/time")
+
+
+@contextmanager
+def veil_grid(path: Path, servers: int = 10) -> Iterator[Path]:
+    """``veil grid start`` of ``servers`` storage servers (3-of-10 by default) at
+    ``path``, stopped (``veil grid stop``: by their PIDs) when done; yields the
+    client's node directory."""
+    subprocess.run(
+        [*VEIL, "grid", "start", str(path), "--servers", str(servers)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield path / "client"
+    finally:
+        subprocess.run([*VEIL, "grid", "stop", str(path)], check=False, stdout=subprocess.DEVNULL)
 
 
 def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, bytes]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 VEIL = [sys.executable, "-m", "veil.frontends.cli.main"]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import timed  # noqa: E402
+from compare import timed, veil_grid  # noqa: E402
 
 
 def server_peak_kib(grid: Path) -> int:
@@ -66,14 +66,8 @@ def main() -> None:
     opts = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
         grid = Path(tmp) / "grid"
-        subprocess.run(
-            [*VEIL, "grid", "start", str(grid), "--servers", str(opts.servers)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        client = grid / "client"
         rows: list[tuple[str, str]] = []
-        try:
+        with veil_grid(grid, opts.servers) as client:
             big = Path(tmp) / "big.bin"
             with open(big, "wb") as f:
                 chunk = os.urandom(1 << 20)
@@ -118,10 +112,6 @@ def main() -> None:
             t, _, _ = timed([*VEIL, "--version"])
             rows.append(("CLI start-up (veil --version)", f"{t * 1000:8.0f} ms"))
             rows.append(("storage server peak RSS", f"{server_peak_kib(grid) / 1024:.0f} MiB"))
-        finally:
-            subprocess.run(
-                [*VEIL, "grid", "stop", str(grid)], check=False, stdout=subprocess.DEVNULL
-            )
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

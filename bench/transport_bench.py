@@ -33,8 +33,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VEIL = [str(ROOT / ".venv" / "bin" / "veil")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import VEIL, veil_grid
+
 MiB = 1024 * 1024
 IN_FLIGHT = 4
 
@@ -135,12 +136,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="veil-transport-") as tmp:
         grid = Path(tmp) / "g"
-        subprocess.run(
-            [*VEIL, "grid", "start", str(grid), "--servers", "10"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
+        with veil_grid(grid):
             src = Path(tmp) / "f.bin"
             src.write_bytes(os.urandom(opts.mib * MiB))
             put = [*VEIL, "-d", str(grid / "client"), "put", str(src)]
@@ -174,8 +170,6 @@ def main() -> None:
                 wall, used = statistics.median(walls), statistics.median(cpus)
                 mb_s = opts.mib * MiB / 1e6 / wall
                 print(f"  {name:38s} {wall:6.2f} s  {used:5.2f} client CPU-s  {mb_s:7.1f} MB/s")
-        finally:
-            subprocess.run([*VEIL, "grid", "stop", str(grid)], stdout=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
